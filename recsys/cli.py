@@ -1,0 +1,135 @@
+"""The `recsys` command. Entry points (MLproject, tests) call the same functions.
+
+    recsys run configs/quickstart.yaml --set seed=7
+    recsys data describe configs/movielens.yaml
+    recsys models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from recsys.errors import RecsysError
+from recsys.logging import configure, get_logger
+
+_log = get_logger(__name__)
+
+# subcommand name -> function(subparsers) that adds it; task modules may append their own
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML (e.g. configs/quickstart.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set models.0.params.factors=32")
+    p.add_argument("--overrides", dest="overrides_str", default="",
+                   help="space-separated KEY=VALUE pairs (the MLproject `overrides` parameter)")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    import shlex
+
+    return [*args.overrides, *shlex.split(args.overrides_str or "")]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from recsys.config import load_config
+    from recsys.experiment import run_experiment
+    from recsys.tracking import MlflowTracker
+
+    cfg = load_config(args.config, _overrides(args))
+    tracker = MlflowTracker(args.tracking_uri)
+    tuner, tune_models = None, None
+    if args.tune:
+        from recsys.tuning import make_tuner
+
+        tuner = make_tuner(storage=args.storage, n_trials=None)
+        tune_models = {m.run_name for m in cfg.models if m.search}
+    result = run_experiment(cfg, tracker=tracker, config_path=args.config, tuner=tuner, tune_models=tune_models)
+    print(result.comparison.drop(columns=[c for c in result.comparison.columns if c.endswith("seconds")])
+          .to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\nbest: {result.best.entry.run_name} ({cfg.selection_metric}="
+          f"{result.best.metrics.get(cfg.selection_metric, float('nan')):.4f}); parent run {result.parent_run_id}; "
+          f"tracking {tracker.tracking_uri}")
+    if result.registry:
+        print(f"registry: {json.dumps(result.registry, default=str)}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from recsys.config import load_config
+    from recsys.data import describe, load_dataset, split_interactions
+
+    cfg = load_config(args.config, _overrides(args))
+    ds = load_dataset(cfg.data, cfg.seed)
+    split = split_interactions(ds.interactions, cfg.split, cfg.seed)
+    print(json.dumps(describe(ds.interactions, split), indent=2, default=str))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from recsys.models.catalog import available, get_model_class
+
+    for name in available():
+        cls = get_model_class(name)
+        fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.Config.model_fields.items())
+        print(f"{name:20s} tasks={','.join(cls.tasks):30s} {fields}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n")[0])
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI "
+                                                             "or sqlite:///mlflow.db)")
+    parser.add_argument("--log-level", default=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run an experiment and log it to MLflow")
+    _add_config_args(p)
+    p.add_argument("--tune", action="store_true", help="tune entries that have a `search` space before fitting")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default $RECSYS_OPTUNA_STORAGE or sqlite:///optuna.db)")
+    p.set_defaults(func=cmd_run)
+    data = sub.add_parser("data", help="data utilities").add_subparsers(dest="data_command", required=True)
+    d = data.add_parser("describe", help="statistics that tell whether collaborative filtering is feasible")
+    _add_config_args(d)
+    d.set_defaults(func=cmd_describe)
+    m = sub.add_parser("models", help="list the model catalog")
+    m.set_defaults(func=cmd_models)
+    for add in _command_plugins():
+        add(sub)
+    return parser
+
+
+def _command_plugins() -> list[Callable]:
+    import importlib
+
+    plugins = list(EXTRA_COMMANDS)
+    for mod in ("recsys.tuning.cli", "recsys.tracking.registry_cli", "recsys.serving.cli"):
+        try:
+            plugins.append(importlib.import_module(mod).add_commands)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    return plugins
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.log_level)
+    if args.tracking_uri is None:
+        args.tracking_uri = None
+    try:
+        return int(args.func(args) or 0)
+    except RecsysError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Load an experiment YAML, apply `key=value` overrides, validate, and turn errors into `ConfigError`."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from recsys.config.schema import ExperimentConfig
+from recsys.errors import ConfigError
+
+
+def load_config(path: str | Path, overrides: Iterable[str] | str | None = None) -> ExperimentConfig:
+    """Read `path`, apply overrides (``"metrics.k=[5,10]"``, ``"models.0.params.factors=32"``), validate.
+
+    Example:
+        >>> cfg = load_config("configs/quickstart.yaml", ["seed=7"])  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass a path like configs/quickstart.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level, got {type(raw).__name__}")
+    return config_from_dict(raw, overrides, source=str(path))
+
+
+def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None, source: str = "<dict>") -> ExperimentConfig:
+    raw = copy.deepcopy(raw)
+    for item in parse_overrides(overrides):
+        key, value = item
+        apply_override(raw, key, value)
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, source)) from None
+    _validate_models(cfg, source)
+    return cfg
+
+
+def parse_overrides(overrides: Iterable[str] | str | None) -> list[tuple[str, Any]]:
+    """`"a.b=1 c=x"` or `["a.b=1", "c=x"]` -> [("a.b", 1), ("c", "x")] (values parsed as YAML)."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        import shlex
+
+        overrides = shlex.split(overrides)
+    out = []
+    for item in overrides:
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. seed=7 or models.0.params.factors=32)")
+        key, _, value = item.partition("=")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        out.append((key.strip(), parsed))
+    return out
+
+
+def apply_override(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            idx = _index(part, node, key)
+            node = node[idx]
+            continue
+        if part not in node or node[part] is None:
+            node[part] = [] if nxt.isdigit() else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {key}={value!r}: {'.'.join(parts[:-1])!r} is not a mapping or list")
+
+
+def _index(part: str, node: list, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {key!r}: {part!r} is not a valid index into a list of {len(node)} entries")
+    return int(part)
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_at(ExperimentConfig, err["loc"][:-1])
+            name = str(err["loc"][-1])
+            hint = difflib.get_close_matches(name, allowed, n=1)
+            msg = f"config key `{loc}` is unknown"
+            if hint:
+                msg += f"; did you mean `{'.'.join([*map(str, err['loc'][:-1]), hint[0]])}`?"
+            msg += f" (allowed here: {', '.join(sorted(allowed))})"
+        elif err["type"] == "missing":
+            msg = f"config key `{loc}` is required but missing"
+        else:
+            msg = f"config key `{loc}` has invalid value {value!r}: {err['msg']}"
+        lines.append(msg)
+    return f"{source}: " + "; ".join(lines)
+
+
+def _allowed_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    cls: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            return []
+        cls = _unwrap(cls.model_fields[part].annotation)
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return list(cls.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return tp
+    for arg in typing.get_args(tp):
+        inner = _unwrap(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return tp
+
+
+def _validate_models(cfg: ExperimentConfig, source: str) -> None:
+    from recsys.models.catalog import available, get_model_class
+
+    for i, entry in enumerate(cfg.models):
+        try:
+            cls = get_model_class(entry.name, task=cfg.task)
+        except KeyError:
+            names = available(cfg.task)
+            hint = difflib.get_close_matches(entry.name, names, n=1)
+            raise ConfigError(
+                f"{source}: config key `models.{i}.name` has unknown model {entry.name!r} for task {cfg.task!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + f" (available: {', '.join(names)})"
+            ) from None
+        try:
+            cls.Config.model_validate(entry.params)
+        except ValidationError as exc:
+            raise ConfigError(
+                _format_validation_params(exc, f"models.{i}.params", cls, source)
+            ) from None
+
+
+def _format_validation_params(exc: ValidationError, prefix: str, cls: Any, source: str) -> str:
+    lines = []
+    allowed = sorted(cls.Config.model_fields)
+    for err in exc.errors():
+        loc = ".".join([prefix, *map(str, err["loc"])])
+        if err["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+            msg = f"config key `{loc}` is unknown for model {cls.name!r}"
+            if hint:
+                msg += f"; did you mean `{prefix}.{hint[0]}`?"
+            msg += f" (allowed: {', '.join(allowed)})"
+        else:
+            msg = f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}"
+        lines.append(msg)
+    return f"{source}: " + "; ".join(lines)
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """Stable short hash of the validated config (used in tags and study names)."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists become their JSON string."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(v, default=str)
+        else:
+            out[key] = v
+    return out

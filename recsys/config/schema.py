@@ -1,0 +1,169 @@
+"""The experiment config: one YAML file validated by pydantic (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Task = Literal["recommend", "similar", "audience", "search", "segment"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(StrictModel):
+    """Seeded synthetic marketplace (the offline default)."""
+
+    n_users: int = Field(3000, gt=0, description="number of users")
+    n_items: int = Field(1000, gt=1, description="number of items in the final catalog")
+    n_categories: int = Field(20, gt=0, description="item categories (users have latent tastes over them)")
+    mean_interactions: float = Field(25.0, gt=0, description="mean interactions of a returning user")
+    activity_alpha: float = Field(1.6, gt=1.0, description="Pareto exponent of user activity (power law)")
+    one_time_share: float = Field(0.2, ge=0.0, lt=1.0, description="share of users with exactly one interaction")
+    taste_concentration: float = Field(0.15, gt=0, description="Dirichlet concentration of user tastes (lower = pickier)")
+    popularity_exponent: float = Field(1.0, ge=0, description="Zipf exponent of item popularity within a category")
+    days: int = Field(180, gt=1, description="length of the simulated period in days")
+    new_item_share: float = Field(0.2, ge=0, lt=1, description="share of items released during the period")
+    start: str = Field("2024-01-01", description="first day of the period (ISO date)")
+
+
+class MovieLensConfig(StrictModel):
+    name: Literal["ml-latest-small", "ml-100k", "ml-1m", "ml-20m", "ml-25m"] = "ml-latest-small"
+    path: str | None = Field(None, description="local copy of the extracted archive folder; default $RECSYS_DATA_HOME/<name>")
+    download: bool = Field(True, description="download the official archive (checksummed) when no local copy exists")
+
+
+class TabularConfig(StrictModel):
+    interactions: str = Field(..., description="CSV or Parquet file of interactions")
+    items: str | None = Field(None, description="optional CSV or Parquet file of items")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical name -> column in the file (user_id, item_id, timestamp, event, rating, weight)",
+    )
+    item_columns: dict[str, str] = Field(default_factory=dict, description="canonical -> file column for items")
+    timestamp_unit: Literal["s", "ms", "us", "ns", "datetime"] = "datetime"
+    sep: str = ","
+
+
+class ImplicitConfig(StrictModel):
+    """How raw feedback becomes positive, weighted interactions."""
+
+    rating_threshold: float | None = Field(None, description="ratings >= this are positives (explicit data)")
+    rating_weight: Literal["binary", "rating"] = "binary"
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "view": 0.5, "search": 1.0, "wishlist": 2.0, "cart": 3.0, "rating": 2.5, "purchase": 5.0,
+        },
+        description="weight per event type (events not listed are dropped)",
+    )
+
+
+class DataConfig(StrictModel):
+    source: Literal["synthetic", "movielens", "tabular"] = "synthetic"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    movielens: MovieLensConfig = Field(default_factory=MovieLensConfig)
+    tabular: TabularConfig | None = None
+    implicit: ImplicitConfig = Field(default_factory=ImplicitConfig)
+    duplicates: Literal["keep", "drop", "error"] = "drop"
+    rating_range: tuple[float, float] | None = Field(None, description="allowed [min, max] of ratings")
+    min_user_interactions: int = Field(1, ge=1)
+    min_item_interactions: int = Field(1, ge=1)
+    allow_future: bool = Field(False, description="accept timestamps later than now")
+
+    @model_validator(mode="after")
+    def _tabular_needs_section(self) -> "DataConfig":
+        if self.source == "tabular" and self.tabular is None:
+            raise ValueError("data.source is 'tabular' but the `data.tabular` section is missing; "
+                             "add data.tabular.interactions: <file>")
+        return self
+
+
+class SplitConfig(StrictModel):
+    method: Literal["temporal", "leave_last", "random"] = "temporal"
+    test_size: float = Field(0.2, gt=0, lt=1, description="share of interactions (temporal/random) or of each user's history")
+    test_n: int | None = Field(None, gt=0, description="leave_last: hold out each user's last N instead of a share")
+    cutoff: str | None = Field(None, description="temporal: explicit cutoff timestamp (ISO); overrides test_size")
+    validation_size: float = Field(0.1, gt=0, lt=1, description="share carved from training for tuning, same method")
+    unknown_users: Literal["drop", "fallback"] = Field("drop", description="test users unseen in training")
+    unknown_items: Literal["drop", "keep"] = Field("drop", description="test items unseen in training")
+
+
+class MetricsConfig(StrictModel):
+    k: list[int] = Field(default_factory=lambda: [10], min_length=1)
+    primary: str = "ndcg_at_10"
+    batch_size: int = Field(2048, gt=0, description="users scored per batch in evaluation")
+
+    @field_validator("k")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        bad = [x for x in v if x <= 0]
+        if bad:
+            raise ValueError(f"every K must be > 0, but got {bad}")
+        return sorted(set(v))
+
+
+class ModelEntry(StrictModel):
+    name: str = Field(..., description="catalog name of the model (see `recsys models`)")
+    label: str | None = Field(None, description="run name; defaults to `name` (use to compare two configs of one model)")
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] | None = Field(None, description="Optuna search space: param -> {type, low, high, log, choices}")
+    n_trials: int = Field(20, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    sampler: dict[str, Any] | Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "none"] = "median"
+    metric: str | list[str] | None = Field(None, description="tuning metric(s); defaults to metrics.primary")
+    directions: list[Literal["maximize", "minimize"]] | None = None
+    select: dict[str, Any] | None = Field(None, description="multi-objective: rule that picks one Pareto trial")
+
+    @property
+    def run_name(self) -> str:
+        return self.label or self.name
+
+
+class SelectionConfig(StrictModel):
+    metric: str | None = Field(None, description="defaults to metrics.primary")
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class RegistryConfig(StrictModel):
+    model_name: str | None = Field(None, description="registered model name; default recsys-<experiment name>")
+    policy: str = Field("configs/policies/default.yaml", description="promotion policy file")
+    enabled: bool = Field(True, description="register the selected model as a new version (alias challenger)")
+
+
+class ExperimentMeta(StrictModel):
+    auto_promote: bool = False
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ExperimentConfig(StrictModel):
+    name: str = Field(..., min_length=1, description="MLflow experiment name")
+    task: Task = "recommend"
+    seed: int = 42
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    models: list[ModelEntry] = Field(..., min_length=1)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    experiment: ExperimentMeta = Field(default_factory=ExperimentMeta)
+    task_params: dict[str, Any] = Field(default_factory=dict, description="task-specific options (audience, search, segment)")
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> "ExperimentConfig":
+        labels = [m.run_name for m in self.models]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"model labels must be unique, but {dupes} repeat; give each a distinct `label`")
+        return self
+
+    @property
+    def selection_metric(self) -> str:
+        return self.selection.metric or self.metrics.primary
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.registry.model_name or f"recsys-{self.name}"

@@ -1,0 +1,111 @@
+"""Canonical tables and the train-time view models consume (CSR matrices over dense indices)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.vocab import Vocabulary
+
+INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "event", "weight"]
+ITEM_COLUMNS = ["item_id", "title", "text", "category"]
+
+
+@dataclass
+class Dataset:
+    """Validated canonical tables.
+
+    interactions: user_id, item_id, timestamp (int64 unix seconds), event (str), weight (float, > 0),
+                  and optionally rating (float).
+    items: item_id, title, text, category (one row per item; may list items nobody interacted with).
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    extras: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        return frame_fingerprint(self.interactions[["user_id", "item_id", "timestamp", "weight"]])
+
+
+def frame_fingerprint(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class TrainData:
+    """What models see: a weighted user x item CSR matrix plus id vocabularies and item metadata.
+
+    matrix: (n_users, n_items) float32 CSR, summed weights of the training interactions.
+    item_table: Items aligned to item index (row i describes item i).
+    interactions: the training rows with `user_idx` and `item_idx` columns added.
+    """
+
+    matrix: sp.csr_matrix
+    users: Vocabulary
+    items: Vocabulary
+    item_table: pd.DataFrame
+    interactions: pd.DataFrame
+
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    @classmethod
+    def build(cls, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> "TrainData":
+        """Vocabularies from the training rows (users, items by first appearance order sorted by id),
+        catalog items without interactions appended after them so content models can serve them."""
+        user_ids = np.sort(interactions["user_id"].unique())
+        item_ids = np.sort(interactions["item_id"].unique())
+        users = Vocabulary(user_ids)
+        if items is not None and len(items):
+            extra = items.loc[~items["item_id"].isin(item_ids), "item_id"].to_numpy()
+            item_vocab = Vocabulary(np.concatenate([item_ids, np.sort(extra)]) if len(extra) else item_ids)
+        else:
+            item_vocab = Vocabulary(item_ids)
+        u = users.index(interactions["user_id"].to_numpy())
+        i = item_vocab.index(interactions["item_id"].to_numpy())
+        w = interactions["weight"].to_numpy(dtype=np.float32)
+        matrix = sp.csr_matrix((w, (u, i)), shape=(len(users), len(item_vocab)), dtype=np.float32)
+        matrix.sum_duplicates()
+        table = align_items(items, item_vocab)
+        inter = interactions.copy()
+        inter["user_idx"] = u
+        inter["item_idx"] = i
+        return cls(matrix=matrix, users=users, items=item_vocab, item_table=table, interactions=inter)
+
+    def item_categories(self) -> np.ndarray:
+        """Integer category code per item index (-1 when unknown)."""
+        cats = self.item_table["category"]
+        codes, _ = pd.factorize(cats)
+        return codes.astype(np.int64)
+
+    def item_popularity(self) -> np.ndarray:
+        """Number of distinct training users per item."""
+        return np.diff(self.matrix.tocsc().indptr).astype(np.int64)
+
+
+def align_items(items: pd.DataFrame | None, vocab: Vocabulary) -> pd.DataFrame:
+    base = pd.DataFrame({"item_id": vocab.ids})
+    if items is None or not len(items):
+        base["title"] = base["item_id"].astype(str)
+        base["text"] = ""
+        base["category"] = "unknown"
+        return base
+    merged = base.merge(items.drop_duplicates("item_id"), on="item_id", how="left")
+    merged["title"] = merged["title"].fillna(merged["item_id"].astype(str)).astype(str)
+    merged["text"] = merged["text"].fillna("").astype(str)
+    merged["category"] = merged["category"].fillna("unknown").astype(str)
+    return merged[ITEM_COLUMNS].reset_index(drop=True)

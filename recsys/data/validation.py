@@ -1,0 +1,153 @@
+"""Validation of raw tables into canonical ones. Every DataError names the file, the column and the count."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from recsys.config.schema import DataConfig
+from recsys.errors import DataError
+from recsys.logging import get_logger
+
+_log = get_logger(__name__)
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], where: str, hint: str = "") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {missing}; found {list(df.columns)}"
+            + (f". {hint}" if hint else "")
+        )
+
+
+def parse_timestamps(values: pd.Series, where: str, unit: str = "s") -> np.ndarray:
+    """Return int64 unix seconds; unparseable values are a DataError with their count."""
+    if unit == "datetime" or values.dtype == object or pd.api.types.is_string_dtype(values):
+        if pd.api.types.is_numeric_dtype(values):
+            parsed = pd.to_datetime(values, unit="s", errors="coerce", utc=True)
+        else:
+            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        bad = int(parsed.isna().sum() - values.isna().sum())
+        if bad:
+            example = values[parsed.isna() & values.notna()].iloc[0]
+            raise DataError(f"{where}, column 'timestamp': {bad} value(s) cannot be parsed as a date/time "
+                            f"(e.g. {example!r}); fix the file or set data.tabular.timestamp_unit")
+        return (parsed.astype("int64") // 10**9).to_numpy() if parsed.dtype != "int64" else parsed.to_numpy()
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = int(numeric.isna().sum() - values.isna().sum())
+    if bad:
+        raise DataError(f"{where}, column 'timestamp': {bad} value(s) are not numbers")
+    div = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    return (numeric.to_numpy(dtype=np.float64) // div).astype(np.int64)
+
+
+def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now: float | None = None) -> pd.DataFrame:
+    """Check and convert a raw table with canonical column names into canonical Interactions.
+
+    Required: user_id, item_id, timestamp. Optional: event, rating, weight. Returns columns
+    user_id, item_id, timestamp, event, weight (+ rating when present), positives only.
+    """
+    require_columns(df, ["user_id", "item_id", "timestamp"], where,
+                    "map your columns with data.tabular.columns (e.g. {user_id: customer})")
+    df = df.copy()
+    for col in ("user_id", "item_id"):
+        nulls = int(df[col].isna().sum())
+        if nulls:
+            raise DataError(f"{where}, column {col!r}: {nulls} null id(s); drop or fill those rows")
+    if df["timestamp"].isna().any():
+        raise DataError(f"{where}, column 'timestamp': {int(df['timestamp'].isna().sum())} null value(s)")
+    if not np.issubdtype(df["timestamp"].dtype, np.integer):
+        df["timestamp"] = parse_timestamps(df["timestamp"], where, "datetime")
+    df["timestamp"] = df["timestamp"].astype(np.int64)
+    negative = int((df["timestamp"] < 0).sum())
+    if negative:
+        raise DataError(f"{where}, column 'timestamp': {negative} timestamp(s) before 1970 are out of order "
+                        "with the rest; check the unit (data.tabular.timestamp_unit)")
+    now = time.time() if now is None else now
+    future = int((df["timestamp"] > now + 86400).sum())
+    if future and not cfg.allow_future:
+        raise DataError(f"{where}, column 'timestamp': {future} timestamp(s) are in the future "
+                        "(wrong unit or clock?); fix them or set data.allow_future: true")
+    if "rating" in df.columns:
+        rating = pd.to_numeric(df["rating"], errors="coerce")
+        bad = int(rating.isna().sum() - df["rating"].isna().sum())
+        if bad:
+            raise DataError(f"{where}, column 'rating': {bad} value(s) are not numbers")
+        df["rating"] = rating.astype(np.float64)
+        if cfg.rating_range is not None:
+            lo, hi = cfg.rating_range
+            out = int(((rating < lo) | (rating > hi)).sum())
+            if out:
+                raise DataError(f"{where}, column 'rating': {out} rating(s) outside the allowed range [{lo}, {hi}] "
+                                "(data.rating_range)")
+    if "event" not in df.columns:
+        df["event"] = "rating" if "rating" in df.columns else "interaction"
+    df["event"] = df["event"].astype(str)
+    key = ["user_id", "item_id", "timestamp", "event"]
+    dup = df.duplicated(subset=key, keep="first")
+    n_dup = int(dup.sum())
+    if n_dup:
+        if cfg.duplicates == "error":
+            raise DataError(f"{where}: {n_dup} duplicate row(s) on {key}; set data.duplicates to 'drop' or 'keep'")
+        if cfg.duplicates == "drop":
+            _log.warning("%s: dropped %d duplicate row(s) on %s", where, n_dup, key)
+            df = df[~dup]
+    df = to_implicit(df, cfg, where)
+    df = apply_min_counts(df, cfg)
+    if df.empty:
+        raise DataError(f"{where}: no interactions left after filtering (implicit threshold, event weights, "
+                        "minimum counts); loosen data.implicit or data.min_*_interactions")
+    cols = ["user_id", "item_id", "timestamp", "event", "weight"] + (["rating"] if "rating" in df.columns else [])
+    return df[cols].sort_values(["timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
+
+
+def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:
+    imp = cfg.implicit
+    if "weight" in df.columns:
+        df["weight"] = pd.to_numeric(df["weight"], errors="coerce").astype(np.float64)
+    elif "rating" in df.columns and imp.rating_threshold is not None:
+        df = df[df["rating"] >= imp.rating_threshold]
+        df = df.assign(weight=1.0 if imp.rating_weight == "binary" else df["rating"].astype(np.float64))
+    elif "rating" in df.columns and set(df["event"].unique()) <= {"rating"}:
+        df = df.assign(weight=1.0 if imp.rating_weight == "binary" else df["rating"].astype(np.float64))
+    else:
+        weights = imp.event_weights
+        unknown = sorted(set(df["event"].unique()) - set(weights) - {"interaction"})
+        if unknown:
+            _log.warning("%s: events %s have no weight in data.implicit.event_weights and are dropped", where, unknown)
+        w = df["event"].map(lambda e: weights.get(e, 1.0 if e == "interaction" else np.nan))
+        df = df.assign(weight=w.astype(np.float64))
+        df = df[df["weight"].notna()]
+    return df[df["weight"] > 0]
+
+
+def apply_min_counts(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    if cfg.min_user_interactions <= 1 and cfg.min_item_interactions <= 1:
+        return df
+    for _ in range(10):  # iterate to a fixed point (k-core style)
+        before = len(df)
+        uc = df.groupby("user_id")["item_id"].transform("size")
+        ic = df.groupby("item_id")["user_id"].transform("size")
+        df = df[(uc >= cfg.min_user_interactions) & (ic >= cfg.min_item_interactions)]
+        if len(df) == before:
+            break
+    return df
+
+
+def validate_items(items: pd.DataFrame, where: str) -> pd.DataFrame:
+    require_columns(items, ["item_id"], where, "map your columns with data.tabular.item_columns")
+    nulls = int(items["item_id"].isna().sum())
+    if nulls:
+        raise DataError(f"{where}, column 'item_id': {nulls} null id(s)")
+    dup = int(items["item_id"].duplicated().sum())
+    if dup:
+        raise DataError(f"{where}, column 'item_id': {dup} duplicated item id(s); items must be one row per item")
+    out = items.copy()
+    for col, default in (("title", None), ("text", ""), ("category", "unknown")):
+        if col not in out.columns:
+            out[col] = out["item_id"].astype(str) if default is None else default
+        out[col] = out[col].fillna("" if col != "category" else "unknown").astype(str)
+    return out[["item_id", "title", "text", "category"]].reset_index(drop=True)

@@ -1,0 +1,124 @@
+"""Full-ranking evaluation of a recommender: every item is a candidate, the user's train items excluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from recsys.data.tables import TrainData
+from recsys.evaluation import metrics as M
+from recsys.logging import get_logger, progress_enabled
+
+_log = get_logger(__name__)
+
+
+@dataclass
+class EvalTarget:
+    """What is evaluated: user indices (-1 = unknown user served by fallback) and their relevant items."""
+
+    user_ids: np.ndarray
+    user_idx: np.ndarray
+    relevant: sp.csr_matrix  # (n_eval_users, n_items) binary
+    n_relevant: np.ndarray  # includes relevant items unknown to training when split.unknown_items = keep
+    test_rows: pd.DataFrame  # user_id, item_id, timestamp of the evaluated test interactions
+    info: dict = field(default_factory=dict)
+
+
+def build_target(data: TrainData, test: pd.DataFrame, unknown_users: str = "drop",
+                 unknown_items: str = "drop") -> EvalTarget:
+    """Relevant = test items of each user minus the user's training items."""
+    test = test[["user_id", "item_id", "timestamp"]].copy()
+    test["user_idx"] = data.users.index(test["user_id"].to_numpy())
+    test["item_idx"] = data.items.index(test["item_id"].to_numpy())
+    trained_items = np.zeros(data.n_items, dtype=bool)
+    trained_items[np.unique(data.matrix.indices)] = True
+    known_item = (test["item_idx"].to_numpy() >= 0)
+    known_item &= trained_items[np.maximum(test["item_idx"].to_numpy(), 0)]
+    info = {"test_rows": int(len(test)), "rows_unknown_user": int((test["user_idx"] < 0).sum()),
+            "rows_unknown_item": int((~known_item).sum())}
+    if unknown_users == "drop":
+        test = test[test["user_idx"] >= 0]
+        known_item = known_item[test.index.to_numpy()] if len(known_item) else known_item
+        test = test.reset_index(drop=True)
+    if unknown_items == "drop":
+        test = test[known_item].reset_index(drop=True)
+        known_item = np.ones(len(test), dtype=bool)
+    # remove items the user already had in training (they are excluded from rankings)
+    u, i = test["user_idx"].to_numpy(), test["item_idx"].to_numpy()
+    seen = np.zeros(len(test), dtype=bool)
+    ok = (u >= 0) & (i >= 0)
+    if ok.any():
+        seen[ok] = np.asarray(data.matrix[u[ok], i[ok]]).ravel() > 0
+    test = test[~seen].drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+    known_item = (test["item_idx"].to_numpy() >= 0) & trained_items[np.maximum(test["item_idx"].to_numpy(), 0)]
+    user_ids, inverse = np.unique(test["user_id"].to_numpy(), return_inverse=True)
+    user_idx = data.users.index(user_ids)
+    n_rel = np.bincount(inverse, minlength=len(user_ids))
+    rel_rows = inverse[test["item_idx"].to_numpy() >= 0]
+    rel_cols = test["item_idx"].to_numpy()[test["item_idx"].to_numpy() >= 0]
+    relevant = sp.csr_matrix((np.ones(len(rel_rows), np.float32), (rel_rows, rel_cols)),
+                             shape=(len(user_ids), data.n_items))
+    relevant.sum_duplicates()
+    relevant.data[:] = 1.0
+    info.update({"users": int(len(user_ids)), "users_fallback": int((user_idx < 0).sum()),
+                 "relevant_pairs": int(len(test)), "relevant_unknown_item": int((~known_item).sum())})
+    return EvalTarget(user_ids=user_ids, user_idx=user_idx, relevant=relevant, n_relevant=n_rel,
+                      test_rows=test[["user_id", "item_id", "timestamp"]], info=info)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    per_user: pd.DataFrame  # user_id + per-user metric columns
+    recommendations: pd.DataFrame  # user_id, item_id, rank, score
+
+
+def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[int], batch_size: int = 2048,
+                         store_lists: bool = True, desc: str = "evaluate") -> EvalResult:
+    kmax = max(ks)
+    n = len(target.user_ids)
+    ranked = np.full((n, kmax), -1, dtype=np.int64)
+    scores = np.full((n, kmax), -np.inf)
+    known = np.flatnonzero(target.user_idx >= 0)
+    for start in tqdm(range(0, len(known), batch_size), desc=desc, disable=not progress_enabled(), leave=False):
+        rows = known[start:start + batch_size]
+        idx, val = model.recommend(target.user_idx[rows], kmax)
+        ranked[rows, :idx.shape[1]], scores[rows, :idx.shape[1]] = idx, val
+    cold = np.flatnonzero(target.user_idx < 0)
+    if len(cold):
+        idx, val = model.fallback(len(cold), kmax)
+        ranked[cold, :idx.shape[1]], scores[cold, :idx.shape[1]] = idx, val
+    return score_lists(ranked, scores, data, target, ks, store_lists)
+
+
+def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target: EvalTarget, ks: list[int],
+                store_lists: bool = True) -> EvalResult:
+    hits = M.hits_matrix(ranked, target.relevant)
+    per = M.accuracy_metrics(hits, target.n_relevant, ks)
+    per.update(M.beyond_accuracy(ranked, ks, data.item_popularity().astype(np.float64), data.n_users,
+                                 data.item_categories()))
+    agg = {name: float(np.mean(v)) if len(v) else 0.0 for name, v in per.items()}
+    for k in ks:
+        agg[f"catalog_coverage_at_{k}"] = M.catalog_coverage(ranked, k, data.n_items)
+    per_user = pd.DataFrame({"user_id": target.user_ids, **per})
+    recs = pd.DataFrame()
+    if store_lists:
+        n, kmax = ranked.shape
+        valid = ranked >= 0
+        rows = np.repeat(np.arange(n), kmax).reshape(n, kmax)[valid]
+        recs = pd.DataFrame({
+            "user_id": target.user_ids[rows],
+            "item_id": data.items.id(ranked[valid]),
+            "rank": np.tile(np.arange(1, kmax + 1), (n, 1))[valid],
+            "score": scores[valid],
+        })
+    return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs)
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    names = [f"{m}_at_{k}" for k in ks for m in (*M.ACCURACY, *M.BEYOND, "catalog_coverage")]
+    return sorted(names)

@@ -1,0 +1,64 @@
+"""The one adapter for the `implicit` library: every implicit-backed model shares it.
+
+A concrete model supplies its `Config` and `_construct()`, and says how to score from the fitted estimator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.logging import get_logger, progress_enabled
+from recsys.models.base import ProgressCallback, Recommender, topk
+
+_log = get_logger(__name__)
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with multithreaded BLAS
+
+
+class ImplicitRecommender(Recommender):
+    """Fits `self._construct()` (an implicit estimator) on the user x item matrix."""
+
+    estimator_ = None
+
+    def _construct(self):
+        raise NotImplementedError
+
+    def _fit(self, data, callback: ProgressCallback | None) -> None:
+        from threadpoolctl import threadpool_limits
+
+        import warnings
+
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # implicit's BLAS-threads and CSR-conversion notices
+            est = self._construct()
+        kwargs = {"show_progress": progress_enabled()}
+        if callback is not None and self._supports_callback():
+            kwargs["callback"] = lambda it, elapsed, loss=None: callback(it, {"elapsed": elapsed, "loss": loss})
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(self.seen_, **kwargs)
+        self.estimator_ = est
+        self._after_fit(est)
+
+    def _supports_callback(self) -> bool:
+        return False
+
+    def _after_fit(self, est) -> None:
+        pass
+
+
+def save_csr(path: Path, name: str, m: sp.csr_matrix) -> None:
+    sp.save_npz(path / f"{name}.npz", m.tocsr())
+
+
+def cosine_similar(vectors: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    norms = np.linalg.norm(vectors, axis=1)
+    norms[norms == 0] = 1.0
+    q = vectors[item_idx] / norms[item_idx, None]
+    scores = q @ (vectors / norms[:, None]).T
+    scores[np.arange(len(item_idx)), item_idx] = -np.inf
+    return topk(scores.astype(np.float64), k)

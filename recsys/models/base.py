@@ -1,0 +1,196 @@
+"""Base classes. Models are pure numpy/scipy: fit on `TrainData`, answer batch-first, save without pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
+
+from recsys.data.tables import TrainData
+from recsys.data.vocab import Vocabulary
+from recsys.errors import NotFittedError
+
+# fit progress callback: (epoch, info) -> None; raising stops training (tuning turns it into trial.report)
+ProgressCallback = Callable[[int, dict], None]
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's config: strict (unknown params are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k per row of a dense score matrix, best first; ties broken by lower column index (exactly).
+
+    Returns (indices (n, k) int64, scores (n, k)). Entries of -inf are never chosen while finite ones remain;
+    rows with fewer than k finite scores are padded with index -1 and score -inf.
+    """
+    n, m = scores.shape
+    k = min(k, m)
+    if k <= 0 or n == 0:
+        return np.empty((n, 0), np.int64), np.empty((n, 0), scores.dtype)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    rows = np.arange(n)[:, None]
+    cand = scores[rows, part]
+    # sort candidates by (-score, index)
+    order = np.lexsort((part, -cand), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    val = np.take_along_axis(cand, order, axis=1)
+    if k < m:
+        # argpartition picks arbitrary members of a tie at the boundary: repair those rows exactly
+        kth = val[:, -1]
+        n_tied_total = (scores == kth[:, None]).sum(axis=1)
+        n_tied_taken = (val == kth[:, None]).sum(axis=1)
+        bad = np.flatnonzero(n_tied_total > n_tied_taken)
+        for r in bad:
+            full = np.lexsort((np.arange(m), -scores[r]))[:k]
+            idx[r], val[r] = full, scores[r, full]
+    invalid = ~np.isfinite(val) & (val < 0)
+    idx = np.where(invalid, -1, idx)
+    return idx.astype(np.int64), val
+
+
+class Model:
+    """Common base: config handling, persistence layout, registry metadata."""
+
+    name: ClassVar[str] = "base"
+    tasks: ClassVar[tuple[str, ...]] = ()
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    def _check_fitted(self, attr: str) -> None:
+        if getattr(self, attr, None) is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+
+    # persistence ------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "model.json").write_text(json.dumps({"name": self.name, "params": self.params}, indent=2))
+        self._save(path)
+        return path
+
+    def _save(self, path: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Model":
+        path = Path(path)
+        meta = json.loads((path / "model.json").read_text())
+        if cls is Model or meta["name"] != cls.name:
+            from recsys.models.catalog import get_model_class
+
+            return get_model_class(meta["name"]).load(path)
+        model = cls(**meta["params"])
+        model._load(path)
+        return model
+
+    def _load(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+class Recommender(Model):
+    """Recommend task base. Subclasses implement `_fit` and `_score` (dense scores for a batch of users).
+
+    After fit: `users_`, `items_` (vocabularies), `seen_` (train user x item CSR), `popularity_` (per item).
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ("recommend",)
+
+    users_: Vocabulary | None = None
+    items_: Vocabulary | None = None
+    seen_: sp.csr_matrix | None = None
+    popularity_: np.ndarray | None = None
+
+    def fit(self, data: TrainData, callback: ProgressCallback | None = None) -> "Recommender":
+        if data.matrix.nnz == 0:
+            from recsys.errors import DataError
+
+            raise DataError("cannot fit on an empty interaction matrix")
+        self.users_, self.items_ = data.users, data.items
+        self.seen_ = data.matrix.tocsr().astype(np.float32)
+        self.popularity_ = np.diff(self.seen_.tocsc().indptr).astype(np.float64)
+        self._fit(data, callback)
+        return self
+
+    def _fit(self, data: TrainData, callback: ProgressCallback | None) -> None:
+        raise NotImplementedError
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """Dense scores (len(user_idx), n_items) for known user indices."""
+        self._check_fitted("seen_")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
+            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+        return np.asarray(self._score(user_idx), dtype=np.float64)
+
+    def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores per user index, best first: arrays of shape (n, k).
+
+        Example:
+            >>> items, scores = model.recommend(np.array([0, 1]), k=10)  # doctest: +SKIP
+        """
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        scores = self.score(user_idx)
+        if exclude_seen:
+            mask_seen(scores, self.seen_, np.asarray(user_idx))
+        return topk(scores, k)
+
+    def fallback(self, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Most popular items for users unknown to training (cold start)."""
+        self._check_fitted("popularity_")
+        idx, val = topk(self.popularity_[None, :].astype(np.float64), k)
+        return np.repeat(idx, n, axis=0), np.repeat(val, n, axis=0)
+
+    def similar(self, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError(f"model {self.name!r} does not answer the `similar` task")
+
+    # persistence ------------------------------------------------------------------------------------------
+    def _save(self, path: Path) -> None:
+        self._check_fitted("seen_")
+        self.users_.save(path / "users.parquet")
+        self.items_.save(path / "items.parquet")
+        sp.save_npz(path / "seen.npz", self.seen_)
+        np.savez(path / "state.npz", **self._state())
+
+    def _load(self, path: Path) -> None:
+        self.users_ = Vocabulary.load(path / "users.parquet")
+        self.items_ = Vocabulary.load(path / "items.parquet")
+        self.seen_ = sp.load_npz(path / "seen.npz").tocsr()
+        self.popularity_ = np.diff(self.seen_.tocsc().indptr).astype(np.float64)
+        with np.load(path / "state.npz", allow_pickle=False) as npz:
+            self._set_state({k: npz[k] for k in npz.files})
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def mask_seen(scores: np.ndarray, seen: sp.csr_matrix, user_idx: np.ndarray) -> None:
+    """Set scores of items the user interacted with in training to -inf (in place)."""
+    sub = seen[user_idx]
+    rows = np.repeat(np.arange(len(user_idx)), np.diff(sub.indptr))
+    scores[rows, sub.indices] = -np.inf

@@ -1,0 +1,65 @@
+"""Non-personalised baselines: `random` and `popularity`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from recsys.models.base import ModelConfig, Recommender
+from recsys.models.catalog import register
+
+
+@register
+class RandomRecommender(Recommender):
+    """Uniformly random scores; deterministic per (random_state, user)."""
+
+    name = "random"
+
+    class Config(ModelConfig):
+        random_state: int = Field(0, description="seed; the same seed gives the same lists")
+
+    def _fit(self, data, callback) -> None:
+        pass
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        n_items = self.seen_.shape[1]
+        out = np.empty((len(user_idx), n_items))
+        for row, u in enumerate(user_idx):
+            out[row] = np.random.default_rng([self.config.random_state, int(u)]).random(n_items)
+        return out
+
+
+@register
+class PopularityRecommender(Recommender):
+    """Items ranked by training popularity (distinct users, or summed interaction weight)."""
+
+    name = "popularity"
+
+    class Config(ModelConfig):
+        measure: Literal["users", "weight"] = Field("users", description="count distinct users or sum weights")
+
+    scores_: np.ndarray | None = None
+
+    def _fit(self, data, callback) -> None:
+        if self.config.measure == "users":
+            self.scores_ = self.popularity_.copy()
+        else:
+            self.scores_ = np.asarray(self.seen_.sum(axis=0)).ravel().astype(np.float64)
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (len(user_idx), len(self.scores_))).copy()
+
+    def similar(self, item_idx: np.ndarray, k: int):
+        from recsys.models.base import topk
+
+        scores = np.broadcast_to(self.scores_, (len(item_idx), len(self.scores_))).copy()
+        scores[np.arange(len(item_idx)), item_idx] = -np.inf
+        return topk(scores, k)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"scores": self.scores_}
+
+    def _set_state(self, state) -> None:
+        self.scores_ = state["scores"]

@@ -1,0 +1,268 @@
+"""MLflow tracking: one parent run per experiment, one child per model, batched logging, pyfunc models."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from recsys.config.loader import config_hash, flatten
+from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.logging import get_logger
+from recsys.tasks.base import ModelResult, TaskContext
+
+_log = get_logger(__name__)
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+MAX_PARAM_LEN = 6000
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """CLI flag > MLFLOW_TRACKING_URI > embedded default (SQLite `mlflow.db` in the working directory)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parents[2])
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class MlflowTracker:
+    """Turns experiment events into MLflow runs. Every run that raises is closed as FAILED."""
+
+    def __init__(self, tracking_uri: str | None = None, log_models: bool = True) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+        self.log_models = log_models
+        self.parent_id: str | None = None
+        self.experiment_id: str | None = None
+        self._datasets: list[Any] = []
+        self._ctx_tags: dict[str, str] = {}
+
+    # parent -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def experiment_run(self, cfg: ExperimentConfig, config_path: str | None = None) -> Iterator[str]:
+        env_run = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run is the parent
+        if env_run:
+            run = mlflow.start_run(run_id=env_run)
+        else:
+            exp = mlflow.set_experiment(cfg.name)
+            run = mlflow.start_run(run_name=cfg.name, experiment_id=exp.experiment_id)
+        self.parent_id = run.info.run_id
+        self.experiment_id = run.info.experiment_id
+        commit = git_commit()
+        tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name,
+                "config_hash": config_hash(cfg), **cfg.experiment.tags}
+        if config_path:
+            tags["config_path"] = str(config_path)
+        if commit:
+            tags["git_commit"] = commit
+        self._batch(self.parent_id, tags=tags, params={"seed": cfg.seed, "task": cfg.task,
+                                                          "metrics.k": json.dumps(cfg.metrics.k),
+                                                          "metrics.primary": cfg.metrics.primary,
+                                                          "selection.metric": cfg.selection_metric,
+                                                          "models": json.dumps([m.run_name for m in cfg.models])})
+        mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=2), "config.json")
+        try:
+            yield self.parent_id
+        except BaseException:
+            self._close_open_children("FAILED")
+            mlflow.end_run("FAILED")
+            raise
+        mlflow.end_run("FINISHED")
+
+    def log_context(self, ctx: TaskContext) -> None:
+        self._ctx_tags = {"dataset": ctx.dataset_name, "split": str(ctx.params.get("split.method", "")),
+                          "dataset_fingerprint": ctx.fingerprint, "split_fingerprint": ctx.split_fingerprint}
+        self._batch(self.parent_id, params=ctx.params, tags=self._ctx_tags)
+        self.client.log_dict(self.parent_id, ctx.stats, "data_statistics.json")
+        self._log_tables(self.parent_id, ctx.parent_artifacts)
+        self._datasets = []
+        for name, frame, context in ctx.inputs:
+            try:
+                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name, source=f"recsys:{name}")
+                self._datasets.append((ds, context))
+            except Exception as exc:  # dataset metadata is nice to have, never fatal
+                _log.warning("could not build MLflow dataset %s: %s", name, exc)
+        self._log_inputs()
+
+    def _log_inputs(self) -> None:
+        for ds, context in self._datasets:
+            mlflow.log_input(ds, context=context)
+
+    # children ---------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def model_run(self, entry: ModelEntry, ctx: TaskContext) -> Iterator[str]:
+        run = mlflow.start_run(run_name=entry.run_name, nested=True)
+        run_id = run.info.run_id
+        tags = {"role": "model", "task": ctx.cfg.task, "model": entry.name, "label": entry.run_name,
+                **self._ctx_tags}
+        commit = git_commit()
+        if commit:
+            tags["git_commit"] = commit
+        self._batch(run_id, tags=tags, params=ctx.params)
+        self._log_inputs()
+        try:
+            yield run_id
+        except BaseException:
+            mlflow.end_run("FAILED")
+            raise
+        mlflow.end_run("FINISHED")
+
+    def log_model_result(self, run_id: str | None, result: ModelResult, ctx: TaskContext) -> None:
+        if run_id is None:
+            return
+        metrics = {k: v for k, v in result.metrics.items() if v is not None}
+        metrics.update(result.seconds)
+        self._batch(run_id, metrics=metrics, params=result.params, tags=result.tags)
+        self._log_tables(run_id, result.tables)
+        for path, local in result.files.items():
+            self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+        if self.log_models and result.model_dir is not None:
+            info = self.log_pyfunc(result)
+            self.client.set_tag(run_id, "model_uri", info.model_uri)
+            result.extra["model_uri"] = info.model_uri
+
+    def log_pyfunc(self, result: ModelResult):
+        from mlflow.models import infer_signature
+
+        from recsys.serving.predictor import load_predictor
+
+        example = result.input_example
+        params = result.pyfunc_params or None
+        signature = None
+        if example is not None:
+            import warnings
+
+            output = load_predictor(result.model_dir).predict(example, params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "integer columns cannot hold missing values"
+                signature = infer_signature(example, output, params=params)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"model": str(result.model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+
+    def log_comparison(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
+                       ctx: TaskContext) -> None:
+        metric = ctx.cfg.selection_metric
+        table = comparison.copy()
+        table.insert(0, "run_id", [run_ids.get(m, "") for m in table.index])
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Path(tmp)
+            table.to_csv(t / "comparison.csv")
+            (t / "comparison.md").write_text(to_markdown(table))
+            plot_comparison(comparison, metric, t / "comparison.png")
+            for name in ("comparison.csv", "comparison.md", "comparison.png"):
+                self.client.log_artifact(self.parent_id, str(t / name))
+        tags = {"best_model": best.entry.run_name, "best_run_id": run_ids.get(best.entry.run_name, "")}
+        self._batch(self.parent_id, tags=tags,
+                    metrics={f"best_{metric}": best.metrics[metric]} if metric in best.metrics else {})
+
+    def register_best(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> dict[str, Any]:
+        if run_id is None or "model_uri" not in best.extra:
+            return {}
+        from recsys.tracking.registry import register_challenger
+
+        info = register_challenger(self.client, ctx.cfg, best, run_id, ctx)
+        if ctx.cfg.experiment.auto_promote:
+            from recsys.tracking.registry import promote
+
+            info["promotion"] = promote(self.client, ctx.cfg.registered_model_name, policy_path=ctx.cfg.registry.policy)
+        return info
+
+    # helpers ----------------------------------------------------------------------------------------------
+    def _batch(self, run_id: str | None, metrics: dict | None = None, params: dict | None = None,
+               tags: dict | None = None) -> None:
+        """One round trip for many values (MLflow caps a batch at 1000 metrics / 100 params / 100 tags)."""
+        if run_id is None:
+            return
+        now = int(time.time() * 1000)
+        m = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        p = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+        t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        chunks = max(-(-len(m) // 1000), -(-len(p) // 100), -(-len(t) // 100), 1)
+        for c in range(chunks):
+            self.client.log_batch(run_id, metrics=m[c * 1000:(c + 1) * 1000], params=p[c * 100:(c + 1) * 100],
+                                  tags=t[c * 100:(c + 1) * 100])
+
+    def _log_tables(self, run_id: str | None, tables: dict[str, pd.DataFrame]) -> None:
+        if run_id is None or not tables:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            for path, frame in tables.items():
+                local = Path(tmp) / path
+                local.parent.mkdir(parents=True, exist_ok=True)
+                frame.to_parquet(local, index=False)
+            self.client.log_artifacts(run_id, tmp)
+
+    def _close_open_children(self, status: str) -> None:
+        while (active := mlflow.active_run()) is not None and active.info.run_id != self.parent_id:
+            mlflow.end_run(status)
+
+
+def _param_value(v: Any) -> str:
+    s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return s if len(s) <= MAX_PARAM_LEN else s[: MAX_PARAM_LEN - 3] + "..."
+
+
+def _requirements() -> list[str]:
+    import importlib.metadata as md
+
+    pkgs = ["mlflow", "numpy", "pandas", "scipy", "pyarrow", "pydantic", "implicit", "scikit-learn"]
+    out = []
+    for p in pkgs:
+        try:
+            out.append(f"{p}=={md.version(p)}")
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    cols = [df.index.name or ""] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in df.iterrows():
+        cells = [str(idx)] + [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.to_numpy()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(df: pd.DataFrame, metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in df.columns if c.startswith(("ndcg_at", "recall_at", "precision_at", "hit_rate_at",
+                                                   "map_at", "catalog_coverage_at", "lift_at"))][:8]
+    if not cols:
+        cols = [c for c in df.columns if not c.endswith("seconds")][:8]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(cols) * max(1, len(df)) / 2), 4))
+    (df[cols].T).plot.bar(ax=ax)
+    ax.set_title(f"model comparison (selection: {metric})")
+    ax.set_ylabel("value")
+    ax.legend(title="model", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
