@@ -45,6 +45,12 @@ def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None, so
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, source)) from None
     _validate_models(cfg, source)
+    from recsys.tasks import get_task
+
+    try:
+        get_task(cfg.task).validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return cfg
 
 

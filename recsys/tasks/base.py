@@ -34,6 +34,18 @@ class TaskContext:
 
 
 @dataclass
+class ChildRun:
+    """A nested run under a model run (e.g. one per K in segmentation): logged by the tracker as-is."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # artifact path -> local file
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
 class ModelResult:
     """Outcome of fitting and evaluating one model entry; plain data that tracking turns into a run."""
 
@@ -50,12 +62,16 @@ class ModelResult:
     tags: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    children: list[ChildRun] = field(default_factory=list)
 
 
 class Task:
     """A task prepares a context once, then fits + evaluates each model entry on it."""
 
     name: str = "base"
+
+    def validate(self, cfg: ExperimentConfig) -> None:
+        """Check task-specific config (e.g. `task_params`) at load time; raise ConfigError naming the key."""
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         raise NotImplementedError

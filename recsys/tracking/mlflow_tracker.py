@@ -134,10 +134,34 @@ class MlflowTracker:
         self._log_tables(run_id, result.tables)
         for path, local in result.files.items():
             self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+        for child in result.children:
+            self.log_child_run(run_id, child.name, params=child.params, metrics=child.metrics, tags=child.tags,
+                               files=child.files, tables=child.tables)
         if self.log_models and result.model_dir is not None:
             info = self.log_pyfunc(result)
             self.client.set_tag(run_id, "model_uri", info.model_uri)
             result.extra["model_uri"] = info.model_uri
+
+    def log_child_run(self, parent_run_id: str, name: str, params: dict | None = None, metrics: dict | None = None,
+                      tags: dict | None = None, files: dict[str, Path] | None = None,
+                      tables: dict[str, pd.DataFrame] | None = None, status: str = "FINISHED") -> str:
+        """Create a finished nested run under `parent_run_id` in one go (no active-run state touched)."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+        parent = self.client.get_run(parent_run_id)
+        run = self.client.create_run(parent.info.experiment_id, run_name=name,
+                                     tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name})
+        run_id = run.info.run_id
+        try:
+            self._batch(run_id, metrics=metrics, params=params, tags=tags)
+            self._log_tables(run_id, tables or {})
+            for path, local in (files or {}).items():
+                self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, status)
+        return run_id
 
     def log_pyfunc(self, result: ModelResult):
         from mlflow.models import infer_signature

@@ -1,0 +1,70 @@
+"""Shared fixtures: a seeded rng, tiny deterministic data, a temporary real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RECSYS_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RECSYS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store + local artifact folder under tmp_path; cwd moved there too."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def tiny_config():
+    """A small synthetic recommend experiment config (seconds to run)."""
+    from recsys.config import config_from_dict
+
+    def make(**over):
+        raw = {
+            "name": "tiny",
+            "seed": 7,
+            "data": {"source": "synthetic", "synthetic": {"n_users": 400, "n_items": 150, "n_categories": 6,
+                                                          "mean_interactions": 15}},
+            "split": {"method": "temporal", "test_size": 0.2},
+            "metrics": {"k": [5, 10]},
+            "models": [{"name": "random"}, {"name": "popularity"},
+                       {"name": "item_knn", "params": {"k_neighbors": 20}},
+                       {"name": "als", "params": {"factors": 8, "iterations": 5, "num_threads": 1}}],
+        }
+        for key, value in over.items():
+            raw[key] = value
+        return config_from_dict(raw)
+
+    return make
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data (or $RECSYS_SHARED_DATA); tests skip, saying why, when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not found at {path}; set RECSYS_SHARED_DATA to the shared data folder")
+    return path
