@@ -117,6 +117,20 @@ class ModelEntry(StrictModel):
     directions: list[Literal["maximize", "minimize"]] | None = None
     select: dict[str, Any] | None = Field(None, description="multi-objective: rule that picks one Pareto trial")
 
+    @field_validator("search")
+    @classmethod
+    def _search_space(cls, v: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
+        from recsys.tuning.space import check_search  # pure pydantic (no optuna import)
+
+        return check_search(v, info.data.get("name"), info.data.get("params"))
+
+    @model_validator(mode="after")
+    def _tuning_objectives(self) -> "ModelEntry":
+        from recsys.tuning.space import check_objectives
+
+        check_objectives(self.metric, self.directions, self.select, self.sampler, self.search is not None)
+        return self
+
     @property
     def run_name(self) -> str:
         return self.label or self.name

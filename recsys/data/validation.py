@@ -59,7 +59,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
             raise DataError(f"{where}, column {col!r}: {nulls} null id(s); drop or fill those rows")
     if df["timestamp"].isna().any():
         raise DataError(f"{where}, column 'timestamp': {int(df['timestamp'].isna().sum())} null value(s)")
-    if not np.issubdtype(df["timestamp"].dtype, np.integer):
+    if not pd.api.types.is_integer_dtype(df["timestamp"]):
         df["timestamp"] = parse_timestamps(df["timestamp"], where, "datetime")
     df["timestamp"] = df["timestamp"].astype(np.int64)
     negative = int((df["timestamp"] < 0).sum())

@@ -43,7 +43,8 @@ def accuracy_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) ->
     cum = np.cumsum(h, axis=1)
     dcg_cum = np.cumsum(h * disc, axis=1)
     ap_cum = np.cumsum(h * cum / ranks, axis=1)
-    idcg_table = np.concatenate([[0.0], np.cumsum(disc)])
+    kbig = max(max(ks), kmax)
+    idcg_table = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(1, kbig + 1) + 1.0))])
     first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
     out: dict[str, np.ndarray] = {}
     for k in ks:
@@ -52,7 +53,7 @@ def accuracy_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) ->
         denom_k = np.minimum(n_rel, k)
         out[f"precision_at_{k}"] = hk / k
         out[f"recall_at_{k}"] = hk / n_rel
-        idcg = idcg_table[np.minimum(n_rel, kk).astype(np.int64)]
+        idcg = idcg_table[np.minimum(n_rel, k).astype(np.int64)]
         out[f"ndcg_at_{k}"] = np.divide(dcg_cum[:, kk - 1], idcg, out=np.zeros(n), where=idcg > 0)
         out[f"map_at_{k}"] = np.divide(ap_cum[:, kk - 1], denom_k, out=np.zeros(n), where=denom_k > 0)
         out[f"mrr_at_{k}"] = np.where((first > 0) & (first <= k), 1.0 / np.maximum(first, 1), 0.0)

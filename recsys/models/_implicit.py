@@ -37,7 +37,8 @@ class ImplicitRecommender(Recommender):
             est = self._construct()
         kwargs = {"show_progress": progress_enabled()}
         if callback is not None and self._supports_callback():
-            kwargs["callback"] = lambda it, elapsed, loss=None: callback(it, {"elapsed": elapsed, "loss": loss})
+            kwargs["callback"] = lambda it, elapsed, loss=None: callback(
+                it, {"elapsed": elapsed, "loss": loss, **self._progress_info(est)})
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(self.seen_, **kwargs)
@@ -46,6 +47,10 @@ class ImplicitRecommender(Recommender):
 
     def _supports_callback(self) -> bool:
         return False
+
+    def _progress_info(self, est) -> dict:
+        """Extra entries for the progress callback's `info` (e.g. a scorer of the partially fitted model)."""
+        return {}
 
     def _after_fit(self, est) -> None:
         pass

@@ -39,6 +39,16 @@ class ALS(ImplicitRecommender):
     def _supports_callback(self) -> bool:
         return True
 
+    def _progress_info(self, est) -> dict:
+        """`partial_model()` gives this model scoring with the factors after the epoch just run (for pruning)."""
+
+        def partial_model() -> "ALS":
+            self.user_factors_ = np.array(est.user_factors, dtype=np.float32)
+            self.item_factors_ = np.array(est.item_factors, dtype=np.float32)
+            return self
+
+        return {"partial_model": partial_model}
+
     def _after_fit(self, est) -> None:
         self.user_factors_ = np.asarray(est.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(est.item_factors, dtype=np.float32)
@@ -46,6 +56,15 @@ class ALS(ImplicitRecommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
+
+    def audience(self, item_idx: np.ndarray, n: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n users per item index by user·item score, best first (users who had the item excluded)."""
+        from recsys.models.audience import item_users, rank_users
+
+        self._check_fitted("item_factors_")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        scores = self.item_factors_[item_idx].astype(np.float64) @ self.user_factors_.T.astype(np.float64)
+        return rank_users(scores, item_idx, n, item_users(self.seen_) if exclude_seen else None)
 
     def similar(self, item_idx: np.ndarray, k: int):
         self._check_fitted("item_factors_")

@@ -16,6 +16,7 @@ class RandomRecommender(Recommender):
     """Uniformly random scores; deterministic per (random_state, user)."""
 
     name = "random"
+    tasks = ("recommend", "audience")
 
     class Config(ModelConfig):
         random_state: int = Field(0, description="seed; the same seed gives the same lists")
@@ -29,6 +30,20 @@ class RandomRecommender(Recommender):
         for row, u in enumerate(user_idx):
             out[row] = np.random.default_rng([self.config.random_state, int(u)]).random(n_items)
         return out
+
+    def audience_covers(self, item_idx: np.ndarray) -> np.ndarray:
+        """A random audience needs no history: every product is answered."""
+        return np.ones(len(item_idx), dtype=bool)
+
+    def audience(self, item_idx: np.ndarray, n: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """n users drawn uniformly (without replacement) per item; deterministic per (random_state, item)."""
+        from recsys.models.audience import item_users, rank_users
+
+        self._check_fitted("seen_")
+        n_users = self.seen_.shape[0]
+        scores = np.stack([np.random.default_rng([self.config.random_state, 1, int(i)]).random(n_users)
+                           for i in item_idx]) if len(item_idx) else np.empty((0, n_users))
+        return rank_users(scores, item_idx, n, item_users(self.seen_) if exclude_seen else None)
 
 
 @register

@@ -13,6 +13,9 @@ MODEL_MODULES = [
     "recsys.models.baselines",
     "recsys.models.item_knn",
     "recsys.models.als",
+    "recsys.models.content",
+    "recsys.models.activity",
+    "recsys.models.kmeans",
 ]
 _loaded = False
 

@@ -61,6 +61,9 @@ class MlflowTracker:
         env_run = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run is the parent
         if env_run:
             run = mlflow.start_run(run_id=env_run)
+            # mlflow resumes $MLFLOW_RUN_ID on the next start_run(): without this the first model run would be
+            # the parent run itself (no nesting, its tags and metrics overwritten)
+            os.environ.pop("MLFLOW_RUN_ID", None)
         else:
             exp = mlflow.set_experiment(cfg.name)
             run = mlflow.start_run(run_name=cfg.name, experiment_id=exp.experiment_id)
@@ -96,7 +99,7 @@ class MlflowTracker:
         self._datasets = []
         for name, frame, context in ctx.inputs:
             try:
-                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name, source=f"recsys:{name}")
+                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
                 self._datasets.append((ds, context))
             except Exception as exc:  # dataset metadata is nice to have, never fatal
                 _log.warning("could not build MLflow dataset %s: %s", name, exc)

@@ -1,13 +1,29 @@
-"""Model registry: register the selected model as a new version with alias `challenger` (aliases, never stages)."""
+"""Model registry: register the selected model as `challenger`; promote it to `champion` behind a policy gate.
+
+Aliases, never stages. `promote` compares the challenger with `@champion` on the same evaluation data (re-evaluating
+the champion when it was scored on another split), loads the candidate through `models:/<name>/<version>` before
+the alias moves, and records the decision on the version (tags, description) and as a JSON artifact on its run.
+The `champion_history` tag on the registered model makes `rollback` possible.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from recsys.config.loader import config_hash
+from recsys.config.policy import Guardrail, PolicyConfig, UpliftRule, load_policy
 from recsys.config.schema import ExperimentConfig
+from recsys.errors import PromotionError
+from recsys.evaluation.significance import paired_frame_test
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 
@@ -48,5 +64,463 @@ def register_challenger(client: MlflowClient, cfg: ExperimentConfig, best: Model
     return {"model_name": name, "version": str(mv.version), "alias": CHALLENGER}
 
 
-def promote(client: MlflowClient, model_name: str, policy_path: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    raise NotImplementedError("promotion policies are not implemented yet")
+# promotion ------------------------------------------------------------------------------------------------
+HISTORY_TAG = "champion_history"
+PARENT_TAG = "mlflow.parentRunId"
+PER_USER = "per_user_metrics.parquet"
+TEST_ROWS = "data/test_interactions.parquet"
+
+
+@dataclass
+class Evidence:
+    """What one side of a comparison brings: aggregate metrics and (optionally) per-user metric vectors."""
+
+    label: str
+    run_id: str
+    metrics: dict[str, float]
+    per_user: pd.DataFrame | None = None
+    version: str | None = None
+    reevaluated: bool = False
+    logged_value: float | None = None  # re-evaluated champion: the primary value its own run logged
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    metric: str | None = None
+    challenger: float | None = None
+    reference: float | None = None
+    threshold: float | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _json_number(v) for k, v in asdict(self).items()}
+
+
+def promote(client: MlflowClient, model_name: str, policy_path: str | Path | None = None, *,
+            policy: PolicyConfig | None = None, version: str | int | None = None) -> dict[str, Any]:
+    """Compare the challenger (or `version`) with `@champion` under a policy; move `champion` only if it wins.
+
+    Returns the decision (also recorded as version tags, description and `promotion/decision-v<N>.json` on the
+    challenger's run): ``decision`` is ``promoted`` or ``kept``. Raises PromotionError when the candidate does
+    not load or predict (decision ``refused``, recorded too; the alias does not move).
+
+    Example:
+        >>> promote(MlflowClient(), "recsys-quickstart", "configs/policies/default.yaml")  # doctest: +SKIP
+        {'decision': 'promoted', 'version': '3', 'previous_champion': '1', ...}
+    """
+    policy = policy or load_policy(policy_path)
+    mv = _resolve_version(client, model_name, version)
+    champion = _alias_version(client, model_name, CHAMPION)
+    run = client.get_run(mv.run_id)
+    primary = policy.primary_metric or mv.tags.get("primary_metric") or run.data.params.get("metrics.primary")
+    if not primary:
+        raise PromotionError(f"version {mv.version} of {model_name!r} has no `primary_metric` tag; set "
+                             "primary_metric in the policy file")
+    decision: dict[str, Any] = {
+        "model_name": model_name, "version": str(mv.version), "run_id": mv.run_id,
+        "label": mv.tags.get("label", ""), "previous_champion": str(champion.version) if champion else None,
+        "policy": {"path": str(policy_path) if policy_path else None, **policy.model_dump(mode="json")},
+        "primary_metric": primary, "direction": policy.direction, "decided_at": _now(),
+    }
+    if champion is not None and str(champion.version) == str(mv.version):
+        decision.update(decision="kept", reasons=[f"version {mv.version} already holds `{CHAMPION}`"], checks=[])
+        return decision
+    challenger = _run_evidence(client, run, label=f"v{mv.version}", version=str(mv.version))
+    if champion is None:
+        decision["mode"] = "first_champion"
+        checks, significance = _first_champion_checks(client, run, challenger, primary, policy)
+    else:
+        decision["mode"] = "versus_champion"
+        reference = _champion_evidence(client, model_name, champion, mv, run, primary, policy)
+        decision["champion_reevaluated"] = reference.reevaluated
+        if reference.reevaluated:
+            decision["champion_logged_value"] = _json_number(reference.logged_value)
+        checks, significance = _compare(challenger, reference, primary, policy.direction, policy.min_uplift,
+                                        policy.guardrails, policy)
+    decision["checks"] = [c.to_dict() for c in checks]
+    decision["significance"] = significance
+    decision["challenger_value"] = _json_number(challenger.metrics.get(primary))
+    first = next((c for c in checks if c.metric == primary and c.name in ("uplift", "beats_baseline")), None)
+    decision["reference_value"] = _json_number(first.reference) if first else None
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        decision.update(decision="kept", reasons=[f"{c.name}: {c.detail}" for c in failed])
+        _record(client, model_name, mv, decision)
+        _log.info("kept champion %s; version %s stays %s: %s", decision["previous_champion"], mv.version,
+                  CHALLENGER, "; ".join(decision["reasons"]))
+        return decision
+    try:
+        decision["load_check"] = validate_candidate(client, model_name, str(mv.version))
+    except PromotionError as exc:
+        decision.update(decision="refused", reasons=[f"load_check: {exc}"])
+        _record(client, model_name, mv, decision)
+        raise
+    client.set_registered_model_alias(model_name, CHAMPION, mv.version)
+    _push_history(client, model_name, str(mv.version))
+    if (chal := _alias_version(client, model_name, CHALLENGER)) is not None and str(chal.version) == str(mv.version):
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+    decision.update(decision="promoted", reasons=[c.detail for c in checks])
+    _record(client, model_name, mv, decision)
+    _log.info("promoted %s version %s to %s (was %s)", model_name, mv.version, CHAMPION, decision["previous_champion"])
+    return decision
+
+
+def rollback(client: MlflowClient, model_name: str, reason: str = "") -> dict[str, Any]:
+    """Move `champion` back to the previous champion (from the `champion_history` tag); it must still load."""
+    current = _alias_version(client, model_name, CHAMPION)
+    history = _history(client, model_name)
+    cur = str(current.version) if current else None
+    while history and history[-1] == cur:
+        history.pop()
+    if not history:
+        raise PromotionError(f"cannot roll back {model_name!r}: no previous champion in the `{HISTORY_TAG}` tag "
+                             f"(current champion: {cur}); promote a version first")
+    target = history[-1]
+    check = validate_candidate(client, model_name, target)
+    client.set_registered_model_alias(model_name, CHAMPION, target)
+    client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
+    at = _now()
+    record = {"decision": "rollback", "model_name": model_name, "from_version": cur, "to_version": target,
+              "reason": reason, "decided_at": at, "load_check": check}
+    if cur is not None:
+        client.set_model_version_tag(model_name, cur, "promotion.decision", "rolled_back")
+        client.set_model_version_tag(model_name, cur, "promotion.rolled_back_at", at)
+    client.set_model_version_tag(model_name, target, "promotion.restored_at", at)
+    _log.info("rolled back %s champion: version %s -> %s", model_name, cur, target)
+    return record
+
+
+def status(client: MlflowClient, model_name: str) -> pd.DataFrame:
+    """One row per version: aliases, model label, primary metric and value, fingerprints, last decision."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        rm = client.get_registered_model(model_name)
+    except MlflowException:
+        raise PromotionError(f"registered model {model_name!r} does not exist; run an experiment with "
+                             "registry.enabled: true first") from None
+    aliases: dict[str, list[str]] = {}
+    for alias, v in (rm.aliases or {}).items():
+        aliases.setdefault(str(v), []).append(alias)
+    rows = []
+    for mv in client.search_model_versions(f"name = '{model_name}'"):
+        t = mv.tags or {}
+        rows.append({
+            "version": int(mv.version),
+            "aliases": ",".join(sorted(aliases.get(str(mv.version), []))),
+            "model": t.get("label", t.get("model", "")),
+            "metric": t.get("primary_metric", ""),
+            "value": _float(t.get("primary_value")),
+            "split": t.get("split_fingerprint", "")[:8],
+            "decision": t.get("promotion.decision", ""),
+            "p_value": _float(t.get("promotion.p_value")),
+            "reason": t.get("promotion.reason", "")[:80],
+            "run_id": mv.run_id,
+        })
+    cols = ["version", "aliases", "model", "metric", "value", "split", "decision", "p_value", "reason", "run_id"]
+    return pd.DataFrame(rows, columns=cols).sort_values("version", ascending=False).reset_index(drop=True)
+
+
+def validate_candidate(client: MlflowClient, model_name: str, version: str) -> dict[str, Any]:
+    """Load `models:/<name>/<version>` through pyfunc and predict on its input example; PromotionError otherwise."""
+    import mlflow
+
+    uri = f"models:/{model_name}/{version}"
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+        example = model.input_example
+        if example is None:
+            raise ValueError("the model was logged without an input example")
+        out = model.predict(example)
+        if len(out) == 0:
+            raise ValueError(f"predict on the input example ({len(example)} rows) returned nothing")
+    except Exception as exc:  # anything that stops the model from serving refuses it
+        raise PromotionError(f"candidate {uri} failed to load or predict ({type(exc).__name__}: {exc}); "
+                             f"`{CHAMPION}` was not moved. Re-run the experiment to log a healthy model") from None
+    return {"uri": uri, "input_rows": int(len(example)), "output_rows": int(len(out)), "ok": True}
+
+
+# evidence ---------------------------------------------------------------------------------------------------
+def _run_evidence(client: MlflowClient, run, label: str, version: str | None = None) -> Evidence:
+    return Evidence(label=label, run_id=run.info.run_id, metrics=dict(run.data.metrics),
+                    per_user=_load_table(client, run.info.run_id, PER_USER), version=version)
+
+
+def _champion_evidence(client: MlflowClient, model_name: str, champion, mv, run, primary: str,
+                       policy: PolicyConfig) -> Evidence:
+    champ_run = client.get_run(champion.run_id)
+    evidence = _run_evidence(client, champ_run, label=f"v{champion.version}", version=str(champion.version))
+    ct, ht = champion.tags or {}, mv.tags or {}
+    if ct.get("task", ht.get("task")) != ht.get("task", ct.get("task")):
+        raise PromotionError(f"champion v{champion.version} is a {ct.get('task')!r} model but v{mv.version} is "
+                             f"{ht.get('task')!r}; register different tasks under different model names")
+    same = all(ct.get(k) == ht.get(k) for k in ("dataset_fingerprint", "split_fingerprint"))
+    if same:
+        return evidence
+    if not policy.reevaluate:
+        raise PromotionError(f"champion v{champion.version} was evaluated on other data (split "
+                             f"{ct.get('split_fingerprint')} vs {ht.get('split_fingerprint')}) and the policy has "
+                             "reevaluate: false; set reevaluate: true to compare on the challenger's test data")
+    fresh = _reevaluate(client, model_name, str(champion.version), run, primary, policy)
+    fresh.logged_value = evidence.metrics.get(primary)
+    return fresh
+
+
+def _reevaluate(client: MlflowClient, model_name: str, version: str, challenger_run, primary: str,
+                policy: PolicyConfig) -> Evidence:
+    parent = challenger_run.data.tags.get(PARENT_TAG)
+    if not parent:
+        raise PromotionError(f"cannot re-evaluate the champion: run {challenger_run.info.run_id} has no parent "
+                             f"experiment run holding {TEST_ROWS}; re-run the challenger's experiment")
+    ks = sorted({int(m.rsplit("_at_", 1)[1]) for m in _metrics_needed(primary, policy) if "_at_" in m} or {10})
+    evidence = reevaluate_version(client, model_name, version, parent, ks)
+    _log.info("re-evaluated champion v%s on %d test users of the challenger's split: %s=%.4f", version,
+              len(evidence.per_user), primary, evidence.metrics.get(primary, float("nan")))
+    return evidence
+
+
+def reevaluate_version(client: MlflowClient, model_name: str, version: str, experiment_run_id: str,
+                       ks: list[int]) -> Evidence:
+    """Score a registered recommend model on the test interactions logged by an experiment's parent run.
+
+    The saved model folder carries its vocabularies and seen-items matrix, so training items are excluded from
+    the rankings without the training data. Test users unknown to the model get its popularity fallback; test
+    items unknown to it stay relevant (it cannot recommend them). Diversity is not recomputed (item categories
+    are not stored with the model).
+    """
+    import mlflow
+
+    from recsys.data.tables import TrainData, align_items
+    from recsys.evaluation.recommend import build_target, evaluate_recommender
+    from recsys.models.base import Model, Recommender
+
+    test_rows = _load_table(client, experiment_run_id, TEST_ROWS)
+    if test_rows is None:
+        raise PromotionError(f"cannot re-evaluate v{version}: run {experiment_run_id} has no {TEST_ROWS} "
+                             "artifact; re-run that experiment")
+    with tempfile.TemporaryDirectory(prefix="recsys-champion-") as tmp:
+        mlflow.set_tracking_uri(client.tracking_uri)
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}", dst_path=tmp))
+            model = Model.load(local / "artifacts" / "model")
+        except Exception as exc:
+            raise PromotionError(f"cannot re-evaluate v{version} of {model_name!r}: its saved model does not "
+                                 f"load ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, Recommender):
+        raise PromotionError(f"v{version} is a {type(model).__name__}; re-evaluation on another split is "
+                             "implemented for the recommend task only; set reevaluate: false to refuse instead")
+    data = TrainData(matrix=model.seen_, users=model.users_, items=model.items_,
+                     item_table=align_items(None, model.items_), interactions=pd.DataFrame())
+    target = build_target(data, test_rows, unknown_users="fallback", unknown_items="keep")
+    res = evaluate_recommender(model, data, target, ks, store_lists=False, desc=f"re-evaluate v{version}")
+    metrics = {k: v for k, v in res.metrics.items() if not k.startswith("diversity_at_")}
+    per_user = res.per_user.drop(columns=[c for c in res.per_user.columns if c.startswith("diversity_at_")])
+    return Evidence(label=f"v{version} (re-evaluated)", run_id=experiment_run_id, metrics=metrics,
+                    per_user=per_user, version=version, reevaluated=True)
+
+
+def _first_champion_checks(client: MlflowClient, run, challenger: Evidence, primary: str,
+                           policy: PolicyConfig) -> tuple[list[Check], dict | None]:
+    fc = policy.first_champion
+    checks: list[Check] = []
+    significance = None
+    if fc.baseline_model:
+        baseline = _find_baseline(client, run, fc.baseline_model)
+        if baseline is None:
+            checks.append(Check("beats_baseline", False, primary, challenger.metrics.get(primary), None, None,
+                                f"no sibling run with model={fc.baseline_model!r} under parent run "
+                                f"{run.data.tags.get(PARENT_TAG)}; add it to the experiment's models or set "
+                                "first_champion.baseline_model: null"))
+        elif baseline.info.run_id == run.info.run_id:
+            checks.append(Check("beats_baseline", False, primary, challenger.metrics.get(primary),
+                                challenger.metrics.get(primary), None,
+                                f"the candidate is the {fc.baseline_model!r} baseline itself"))
+        else:
+            ref = _run_evidence(client, baseline, label=fc.baseline_model)
+            base_checks, significance = _compare(challenger, ref, primary, policy.direction, fc.min_uplift, [],
+                                                 policy)
+            for c in base_checks:
+                if c.name == "uplift":
+                    c.name = "beats_baseline"
+            checks.extend(base_checks)
+    for metric, floor in fc.min_metrics.items():
+        value = challenger.metrics.get(metric)
+        ok = value is not None and value >= floor
+        checks.append(Check("min_metric", ok, metric, value, None, floor,
+                            f"{metric}={_fmt(value)} {'>=' if ok else '<'} floor {floor}"))
+    if not checks:
+        checks.append(Check("first_champion", True, detail="no first-champion criteria in the policy"))
+    return checks, significance
+
+
+def _find_baseline(client: MlflowClient, run, model: str):
+    parent = run.data.tags.get(PARENT_TAG)
+    if not parent:
+        return None
+    found = client.search_runs([run.info.experiment_id],
+                               filter_string=f"tags.`{PARENT_TAG}` = '{parent}' and tags.model = '{model}'",
+                               max_results=1)
+    return found[0] if found else None
+
+
+def _compare(challenger: Evidence, reference: Evidence, primary: str, direction: str, uplift: UpliftRule,
+             guardrails: list[Guardrail], policy: PolicyConfig) -> tuple[list[Check], dict | None]:
+    """Uplift on the primary metric, guardrails, and the optional paired test."""
+    checks: list[Check] = []
+    sign = 1.0 if direction == "maximize" else -1.0
+    a, b = challenger.metrics.get(primary), reference.metrics.get(primary)
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
+        checks.append(Check("uplift", False, primary, a, b, None,
+                            f"{primary} missing on {'challenger' if a is None else reference.label}"))
+    else:
+        gain = sign * (a - b)
+        need = max(uplift.absolute, uplift.relative * abs(b))
+        ok = gain > 0 and gain >= need
+        rel = gain / abs(b) if b else math.inf
+        checks.append(Check("uplift", ok, primary, a, b, need,
+                            f"{primary} {_fmt(a)} vs {reference.label} {_fmt(b)}: uplift {gain:+.4g} "
+                            f"({rel:+.2%}) {'meets' if ok else 'is below'} the required "
+                            f"{'> 0' if need == 0 else f'>= {need:.4g}'}"))
+    for g in guardrails:
+        ga, gb = challenger.metrics.get(g.metric), reference.metrics.get(g.metric)
+        if ga is None or gb is None:
+            checks.append(Check("guardrail", False, g.metric, ga, gb, None,
+                                f"{g.metric} missing on {'challenger' if ga is None else reference.label}; "
+                                "cannot check the guardrail"))
+            continue
+        drop = (gb - ga) if g.direction == "maximize" else (ga - gb)
+        limits = []
+        if g.max_drop_absolute is not None:
+            limits.append(g.max_drop_absolute)
+        if g.max_drop_relative is not None:
+            limits.append(g.max_drop_relative * abs(gb))
+        allowed = min(limits)
+        ok = drop <= allowed + 1e-12
+        checks.append(Check("guardrail", ok, g.metric, ga, gb, allowed,
+                            f"{g.metric} {_fmt(ga)} vs {_fmt(gb)}: drop {drop:+.4g} "
+                            f"{'within' if ok else 'exceeds'} the allowed {allowed:.4g}"))
+    significance = None
+    if policy.significance is not None:
+        s = policy.significance
+        metric = s.metric or primary
+        if challenger.per_user is None or reference.per_user is None:
+            checks.append(Check("significance", False, metric, detail=f"no {PER_USER} for "
+                                f"{'challenger' if challenger.per_user is None else reference.label}"))
+        else:
+            try:
+                res = paired_frame_test(challenger.per_user, reference.per_user, metric, s.test,
+                                        "greater" if direction == "maximize" else "less")
+            except KeyError as exc:
+                checks.append(Check("significance", False, metric, detail=str(exc)))
+            else:
+                significance = {**res.to_dict(), "alpha": s.alpha, "metric": metric}
+                ok = res.n >= s.min_users and res.p_value < s.alpha
+                why = (f"only {res.n} paired users (< min_users {s.min_users})" if res.n < s.min_users else
+                       f"{s.test} p={res.p_value:.3g} {'<' if res.p_value < s.alpha else '>='} alpha {s.alpha} "
+                       f"on {res.n} paired users")
+                checks.append(Check("significance", ok, metric, res.mean_a, res.mean_b, s.alpha, why))
+    return checks, significance
+
+
+# recording --------------------------------------------------------------------------------------------------
+def _record(client: MlflowClient, model_name: str, mv, decision: dict[str, Any]) -> None:
+    version = str(mv.version)
+    path = f"promotion/decision-v{version}.json"
+    decision["artifact"] = f"runs:/{mv.run_id}/{path}"
+    client.log_dict(mv.run_id, decision, path)
+    sig = decision.get("significance") or {}
+    tags = {
+        "promotion.decision": decision["decision"],
+        "promotion.reason": "; ".join(decision.get("reasons", []))[:4000],
+        "promotion.policy": decision["policy"]["name"],
+        "promotion.champion_version": str(decision.get("previous_champion") or "none"),
+        "promotion.primary_metric": decision["primary_metric"],
+        "promotion.challenger_value": str(decision.get("challenger_value")),
+        "promotion.reference_value": str(decision.get("reference_value")),
+        "promotion.p_value": str(sig.get("p_value", "")),
+        "promotion.decided_at": decision["decided_at"],
+        "promotion.artifact": decision["artifact"],
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    summary = (f"[{decision['decided_at']}] {decision['decision']} by policy {decision['policy']['name']!r} vs "
+               f"champion {decision.get('previous_champion') or 'none'}: {tags['promotion.reason'][:500]}")
+    desc = (mv.description or "").split("\n\n[", 1)[0]
+    client.update_model_version(model_name, version, description=f"{desc}\n\n{summary}".strip())
+
+
+def _push_history(client: MlflowClient, model_name: str, version: str) -> None:
+    history = _history(client, model_name)
+    if not history or history[-1] != version:
+        history.append(version)
+    client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
+
+
+def _history(client: MlflowClient, model_name: str) -> list[str]:
+    raw = (client.get_registered_model(model_name).tags or {}).get(HISTORY_TAG)
+    return [str(v) for v in json.loads(raw)] if raw else []
+
+
+# small helpers -------------------------------------------------------------------------------------------------
+def _resolve_version(client: MlflowClient, model_name: str, version: str | int | None):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if version is not None:
+            return client.get_model_version(model_name, str(version))
+        return client.get_model_version_by_alias(model_name, CHALLENGER)
+    except MlflowException:
+        what = f"version {version}" if version is not None else f"a `{CHALLENGER}` alias"
+        raise PromotionError(f"registered model {model_name!r} has no {what}; run an experiment with "
+                             "registry.enabled: true (or pass an existing --version)") from None
+
+
+def _alias_version(client: MlflowClient, model_name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+
+
+def _load_table(client: MlflowClient, run_id: str, path: str) -> pd.DataFrame | None:
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="recsys-artifact-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except (MlflowException, OSError):
+            return None
+        return pd.read_parquet(local)
+
+
+def _metrics_needed(primary: str, policy: PolicyConfig) -> set[str]:
+    out = {primary, *(g.metric for g in policy.guardrails)}
+    if policy.significance and policy.significance.metric:
+        out.add(policy.significance.metric)
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _json_number(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v

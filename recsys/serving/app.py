@@ -1,0 +1,331 @@
+"""The HTTP service: FastAPI routes over the models holding an alias, behind a raw-ASGI fast path.
+
+    app = build_app(ServeConfig(tracking_uri="sqlite:///mlflow.db", models=("recsys-quickstart",)))
+    uvicorn.run(app, loop="uvloop", http="httptools", access_log=False)
+
+`GET /users/{user_id}/recommendations` for a known user and a cached k is answered by `FastPath` from pre-serialised
+bytes without entering FastAPI; everything else (other k, unknown users, invalid input, every other route) goes to
+the FastAPI app, which owns validation, error messages and the OpenAPI schema. Reloads build a new `ServingState`
+in a worker thread and swap one reference, so requests in flight finish on the state they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+import threading
+from typing import Any, AsyncIterator
+
+import orjson
+import pandas as pd
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from recsys.errors import RecsysError
+from recsys.logging import get_logger
+from recsys.serving.loader import JSON_HEADERS, LoadedModel, ModelLoader, ServeConfig, ServingState
+
+_log = get_logger(__name__)
+
+ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"
+USER_PREFIX, USER_SUFFIX = "/users/", "/recommendations"
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    alias: str
+
+
+class ScoredItem(BaseModel):
+    item_id: int | str
+    score: float | None
+
+
+class ItemList(BaseModel):
+    k: int
+    reason: str = Field(description="`personalised`, `neighbours`, or the fallback used (`popular_items`)")
+    fallback: bool
+    model: ModelRef
+    items: list[ScoredItem]
+
+
+class Recommendations(ItemList):
+    user_id: str
+
+
+class SimilarItems(ItemList):
+    item_id: str
+
+
+class PredictorAnswer(BaseModel):
+    model: ModelRef
+    results: list[dict[str, Any]] = Field(description="the predictor's output rows")
+
+
+class SegmentRequest(BaseModel):
+    sessions: list[dict[str, float]] = Field(min_length=1, max_length=1000,
+                                             description="one object of session features per session")
+
+
+class LoadedModelInfo(ModelRef):
+    run_id: str | None
+    task: str
+    loaded_at: str
+
+
+class ModelsInfo(BaseModel):
+    alias: str
+    models: list[LoadedModelInfo]
+    tasks: dict[str, str] = Field(description="task -> registered model answering it")
+    missing: list[str] = Field(description="configured models with no version holding the alias")
+    errors: dict[str, str]
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Invalid(BaseModel):
+    detail: str = Field(description="what is wrong, one clause per invalid field")
+    errors: list[dict[str, Any]] = Field(default_factory=list, description="the validation errors, structured")
+
+
+class ServiceHolder:
+    """Owns the current `ServingState` (one reference) and rebuilds it on reload."""
+
+    def __init__(self, config: ServeConfig, loader: ModelLoader | None = None) -> None:
+        self.config = config
+        self.loader = loader or ModelLoader(config)
+        self.state = ServingState()
+        self.last_error: str | None = None
+        self._reload_lock = threading.Lock()
+
+    def reload(self) -> dict[str, Any]:
+        """Build a new state fully, then swap it in; on failure the current state keeps serving."""
+        with self._reload_lock:
+            before = self.state
+            try:
+                new = self.loader.load(before)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                _log.exception("reload failed; still serving %s", before.key())
+                raise
+            self.state = new
+            self.last_error = None
+        changed = sorted(set(new.key()) - set(before.key()))
+        if changed or not before.loaded:
+            _log.info("serving %s", [f"{n} v{v}" for n, v in new.key()] or "nothing")
+        return {"changed": [{"name": n, "version": v} for n, v in changed],
+                "models": [m.describe() for m in new.models], "missing": list(new.missing), "errors": new.errors}
+
+
+class FastPath:
+    """Raw-ASGI front: answers cached recommendations from bytes, delegates everything else to `app`."""
+
+    def __init__(self, app: Any, holder: ServiceHolder) -> None:
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(USER_PREFIX) and path.endswith(USER_SUFFIX):
+                index = self.holder.state.recommend
+                if index is not None:
+                    qs: bytes = scope["query_string"]
+                    if not qs:
+                        k = index.default_k
+                    elif qs[:2] == b"k=" and qs[2:].isdigit() and len(qs) < 8:
+                        k = int(qs[2:])
+                    else:
+                        k = -1
+                    cached = index.cache.get(k)
+                    if cached is not None:
+                        body = cached.get(path[len(USER_PREFIX):-len(USER_SUFFIX)])
+                        if body is not None:
+                            await send({"type": "http.response.start", "status": 200,
+                                        "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+                            await send({"type": "http.response.body", "body": body})
+                            return
+        await self.app(scope, receive, send)
+
+
+def _bearer_check(holder: ServiceHolder):
+    bearer = HTTPBearer(auto_error=False, description=f"admin token from ${ADMIN_TOKEN_ENV}")
+
+    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        expected = os.environ.get(ADMIN_TOKEN_ENV, "")
+        if not expected:
+            raise HTTPException(401, f"admin endpoints are disabled: start the service with ${ADMIN_TOKEN_ENV} set",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
+            raise HTTPException(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def _require(state: ServingState, task: str, alias: str, names: tuple[str, ...]) -> LoadedModel:
+    model = state.by_task.get(task)
+    if model is None:
+        if not state.loaded:
+            raise HTTPException(503, "models are still loading; retry when GET /ready returns 200")
+        raise HTTPException(503, f"no {alias} for task {task!r}: none of the served models {list(names)} "
+                                 f"has a {task!r} version with alias {alias!r}; promote one, then POST /admin/reload")
+    return model
+
+
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+def create_api(holder: ServiceHolder) -> FastAPI:
+    """The FastAPI app (routes, validation, OpenAPI). `build_app` puts the fast path in front of it."""
+    cfg = holder.config
+    poll_task: list[asyncio.Task] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        poll_task.append(asyncio.create_task(_poll(holder)))
+        yield
+        for t in poll_task:
+            t.cancel()
+        holder.loader.close()
+
+    api = FastAPI(title="recsys serving", version="1", lifespan=lifespan,
+                  description=f"Models holding alias `{cfg.alias}` among {list(cfg.models)} "
+                              f"in the registry at the configured tracking URI.")
+    admin = _bearer_check(holder)
+    errors = {404: {"model": Message}, 422: {"model": Invalid}, 503: {"model": Message}}
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        msgs = [f"{' '.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": "; ".join(msgs) or "invalid request",
+                                                      "errors": orjson.loads(orjson.dumps(exc.errors(), default=str))})
+
+    @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors,
+             tags=["recommend"], summary="top-k items for a user (unknown users: most popular items)")
+    async def recommendations(user_id: str = Path(min_length=1, max_length=256),
+                        k: int | None = Query(None, ge=1, le=cfg.max_k,
+                                              description="list length; default the model's k")) -> Response:
+        state = holder.state
+        _require(state, "recommend", cfg.alias, cfg.models)
+        index = state.recommend
+        return _json(index.recommendations(user_id, k or index.default_k))
+
+    @api.get("/items/{item_id}/similar", response_model=SimilarItems, responses=errors, tags=["recommend"],
+             summary="the k items most like an item (from the recommend champion)")
+    async def similar(item_id: str = Path(min_length=1, max_length=256),
+                k: int | None = Query(None, ge=1, le=cfg.max_k)) -> Response:
+        state = holder.state
+        model = _require(state, "recommend", cfg.alias, cfg.models)
+        index = state.recommend
+        if index.sim_items is None:
+            raise HTTPException(503, f"{model.name} v{model.version} ({cfg.alias}) does not answer similar-item "
+                                     f"queries; promote a model that does (item_knn, als)")
+        body = index.similar(item_id, k or index.default_k)
+        if body is None:
+            raise HTTPException(404, f"item {item_id!r} is unknown to {model.name} v{model.version}; "
+                                     f"similar items need an item from its catalogue")
+        return _json(body)
+
+    @api.get("/products/{product_id}/audience", response_model=PredictorAnswer, responses=errors,
+             tags=["audience"], summary="the n users a merchant should target for a product")
+    def audience(product_id: str = Path(min_length=1, max_length=256),
+                 n: int = Query(100, ge=1, le=10000)) -> dict[str, Any]:
+        model = _require(holder.state, "audience", cfg.alias, cfg.models)
+        rows = _predict(model, pd.DataFrame({"item_id": [product_id], "product_id": [product_id]}), {"n": n})
+        if not rows:
+            raise HTTPException(404, f"product {product_id!r} is unknown to {model.name} v{model.version} "
+                                     f"and it has no fallback audience")
+        return {"model": model.info, "results": rows}
+
+    @api.get("/search", response_model=PredictorAnswer, responses=errors, tags=["search"],
+             summary="the k items that best match a text query")
+    def search(q: str = Query(min_length=1, max_length=500, description="query text"),
+               k: int = Query(10, ge=1, le=cfg.max_k)) -> dict[str, Any]:
+        if not q.strip():
+            raise HTTPException(422, "q must contain non-space characters, but got only whitespace")
+        model = _require(holder.state, "search", cfg.alias, cfg.models)
+        return {"model": model.info, "results": _predict(model, pd.DataFrame({"query": [q]}), {"k": k})}
+
+    @api.post("/segments", response_model=PredictorAnswer, responses=errors, tags=["segment"],
+              summary="assign sessions (feature objects) to behavioural segments")
+    def segments(body: SegmentRequest = Body()) -> dict[str, Any]:
+        model = _require(holder.state, "segment", cfg.alias, cfg.models)
+        return {"model": model.info, "results": _predict(model, pd.DataFrame(body.sessions), {})}
+
+    @api.get("/health", response_model=dict[str, str], tags=["ops"], summary="liveness")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/ready", response_model=dict[str, Any], responses={503: {"model": Message}}, tags=["ops"],
+             summary="200 once at least one model is loaded")
+    async def ready() -> JSONResponse:
+        state = holder.state
+        if not state.loaded:
+            return JSONResponse({"detail": "models are still loading", "ready": False}, status_code=503)
+        if not state.models:
+            return JSONResponse({"detail": f"no model holds alias {cfg.alias!r} among {list(cfg.models)}",
+                                 "ready": False, "errors": state.errors}, status_code=503)
+        return JSONResponse({"ready": True, "tasks": sorted(state.by_task)})
+
+    @api.get("/models", response_model=ModelsInfo, tags=["ops"], summary="the loaded models")
+    async def models() -> dict[str, Any]:
+        state = holder.state
+        return {"alias": cfg.alias, "models": [m.describe() for m in state.models],
+                "tasks": {t: m.name for t, m in state.by_task.items()}, "missing": list(state.missing),
+                "errors": state.errors}
+
+    @api.post("/admin/reload", dependencies=[Depends(admin)], tags=["admin"],
+              responses={401: {"model": Message}, 503: {"model": Message}},
+              summary="re-resolve the alias now and swap in changed models")
+    async def reload() -> JSONResponse:
+        try:
+            out = await asyncio.to_thread(holder.reload)
+        except Exception as exc:  # the old state keeps serving; say why
+            return JSONResponse({"detail": f"reload failed, still serving the previous models: {exc}"}, 503)
+        return JSONResponse(out)
+
+    return api
+
+
+def _predict(model: LoadedModel, frame: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return model.predict(frame, params)
+    except (RecsysError, KeyError, ValueError) as exc:
+        raise HTTPException(422, f"{model.name} v{model.version} rejected the input: {exc}") from exc
+
+
+async def _poll(holder: ServiceHolder) -> None:
+    """Initial load, then re-resolve the alias every `poll_interval` seconds (0: only on POST /admin/reload)."""
+    interval = holder.config.poll_interval
+    while True:
+        try:
+            await asyncio.to_thread(holder.reload)
+        except Exception:  # logged by reload; keep serving and try again later
+            pass
+        if interval <= 0 and holder.state.loaded:
+            return
+        await asyncio.sleep(interval if interval > 0 else 1.0)
+
+
+def build_app(config: ServeConfig) -> FastPath:
+    """The ASGI app to serve: the fast path in front of the FastAPI app (`.app`, `.holder` for tests/tools)."""
+    holder = ServiceHolder(config)
+    return FastPath(create_api(holder), holder)
+
+
+def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service with uvicorn (uvloop + httptools, one worker, no access log)."""
+    import uvicorn
+
+    uvicorn.run(build_app(config), host=host, port=port, loop="uvloop", http="httptools", access_log=False,
+                log_level="warning", lifespan="on")

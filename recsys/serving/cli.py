@@ -1,0 +1,44 @@
+"""`recsys serve`: the HTTP service over the models holding an alias.
+
+    RECSYS_ADMIN_TOKEN=secret recsys serve --models recsys-quickstart --alias champion --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from recsys.serving.app import serve
+    from recsys.serving.loader import ServeConfig
+    from recsys.tracking import resolve_tracking_uri
+
+    from pydantic import ValidationError
+
+    from recsys.errors import ConfigError
+
+    try:
+        config = ServeConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
+                             models=tuple(args.models.split(",")), alias=args.alias, max_k=args.max_k,
+                             cache_k=tuple(int(k) for k in args.cache_k.split(",") if k.strip()),
+                             poll_interval=args.poll_interval)
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"invalid `recsys serve` options: {exc}") from exc
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the models holding an alias over HTTP (FastAPI + uvicorn)")
+    p.add_argument("--models", default=os.environ.get("RECSYS_SERVE_MODELS", "recsys-quickstart"),
+                   help="comma-separated registered model names (default $RECSYS_SERVE_MODELS or recsys-quickstart)")
+    p.add_argument("--alias", default="champion", help="alias to serve (default champion)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--poll-interval", type=float, default=30.0,
+                   help="seconds between alias checks; 0 = only on POST /admin/reload (default 30)")
+    p.add_argument("--max-k", type=int, default=100, help="top-K precomputed per user and item; largest k served")
+    p.add_argument("--cache-k", default="10",
+                   help="comma-separated k values answered from pre-serialised JSON (the model's k is always cached)")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,321 @@
+"""The `audience` task: which users should a merchant target for product p?
+
+Models rank training users per product (`model.audience(item_idx, n)`); users who already interacted with the
+product in training are excluded (configurable). Products a model cannot answer (no training history, unknown
+category) get the cold-start fallback: the globally most engaged users. Evaluation is on a temporal split: the
+positives of a product are the users who engage with it in the test period (see `recsys.evaluation.audience`).
+
+Task options live in `task_params` (validated by `AudienceParams`), e.g.::
+
+    task: audience
+    task_params: {exclude_interacted: true, cache_n: 100}
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recsys.config.loader import flatten
+from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.data.vocab import Vocabulary
+from recsys.errors import ConfigError, RecsysError
+from recsys.evaluation.audience import AudienceTarget, audience_metrics, build_audience_target, metric_names
+from recsys.logging import get_logger
+from recsys.models.activity import ActivityConfig, fit_engagement
+from recsys.models.audience import item_users, rank_users
+from recsys.models.base import ProgressCallback, topk
+from recsys.models.catalog import create
+from recsys.serving.predictor import Predictor, coerce_ids, predictor
+from recsys.tasks.base import ModelResult, Task, TaskContext
+from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
+
+_log = get_logger(__name__)
+
+CACHE_FILE, FALLBACK_FILE = "audience_cache.parquet", "fallback.parquet"
+
+
+class AudienceParams(BaseModel):
+    """`task_params` of an audience experiment. Metric cut-offs N come from `metrics.k`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclude_interacted: bool = Field(True, description="never target users who interacted with the product in training")
+    include_new_products: bool = Field(True, description="evaluate products with no training interactions too "
+                                                         "(answered by the fallback unless the model covers them)")
+    min_positives: int = Field(1, ge=1, description="evaluate products with at least this many test engagers")
+    cache_n: int | None = Field(None, gt=0, le=100_000, description="audience depth precomputed per product for "
+                                                                      "serving; default max(metrics.k)")
+    batch_size: int = Field(256, gt=0, description="products scored per batch (memory: batch x users floats)")
+    concentration_share: float = Field(0.01, gt=0, le=1, description="top share of users for the concentration "
+                                                                     "metric (0.01 -> top1pct_share_at_N)")
+    fallback: ActivityConfig = Field(default_factory=ActivityConfig,
+                                     description="engagement score that ranks users for cold-start products")
+
+
+def audience_params(cfg: ExperimentConfig) -> AudienceParams:
+    try:
+        return AudienceParams.model_validate(cfg.task_params)
+    except ValidationError as exc:
+        allowed = sorted(AudienceParams.model_fields)
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(["task_params", *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+                msgs.append(f"config key `{loc}` is unknown for task 'audience'"
+                            + (f"; did you mean `task_params.{hint[0]}`?" if hint else "")
+                            + f" (allowed: {', '.join(allowed)})")
+            else:
+                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("; ".join(msgs)) from None
+
+
+def data_diagnostics(stats: dict) -> dict[str, float]:
+    """The numbers to read before choosing an audience model (see docs/audience.md)."""
+    split = stats.get("split", {})
+    audit = split.get("audit", {})
+    test_rows = max(1, int(audit.get("test_rows", 0)))
+    return {
+        "one_time_user_share": float(stats.get("one_time_user_share", float("nan"))),
+        "retention_train_to_test": float(split.get("retention_train_to_test", float("nan"))),
+        "new_product_share": float(split.get("test_items_unseen_in_train", float("nan"))),
+        "new_product_interaction_share": float(audit.get("test_rows_unknown_item", 0)) / test_rows,
+    }
+
+
+class AudienceTask(Task):
+    name = "audience"
+
+    def validate(self, cfg: ExperimentConfig) -> None:
+        params = audience_params(cfg)
+        names = metric_names(cfg.metrics.k, params.concentration_share)
+        if cfg.metrics.primary not in names:
+            hint = difflib.get_close_matches(cfg.metrics.primary, names, n=1)
+            raise ConfigError(f"config key `metrics.primary` is {cfg.metrics.primary!r}, which the audience task "
+                              f"does not compute" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                              + f" (available for metrics.k={cfg.metrics.k}: {', '.join(names)})")
+
+    def metric_names(self, cfg: ExperimentConfig) -> list[str]:
+        return metric_names(cfg.metrics.k, audience_params(cfg).concentration_share)
+
+    # data -------------------------------------------------------------------------------------------------
+    def prepare(self, cfg: ExperimentConfig) -> TaskContext:
+        t0 = time.perf_counter()
+        dataset = load_dataset(cfg.data, cfg.seed)
+        split = split_interactions(dataset.interactions, cfg.split, cfg.seed)
+        stats = describe(dataset.interactions, split)
+        diag = data_diagnostics(stats)
+        stats["audience_diagnostics"] = diag
+        _log.info("data %s: %d interactions, one-time users %.1f%%, retention %.1f%%, new products %.1f%%",
+                  dataset.name, len(dataset.interactions), 100 * diag["one_time_user_share"],
+                  100 * diag["retention_train_to_test"], 100 * diag["new_product_share"])
+        ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
+        ctx.stats = stats
+        ctx.params.update({f"diagnostics.{k}": round(v, 6) for k, v in diag.items()})
+        ctx.state["diagnostics"] = diag
+        ctx.stats["seconds_prepare"] = time.perf_counter() - t0
+        return ctx
+
+    def _context(self, cfg: ExperimentConfig, name: str, fingerprint: str, split: Split, items: pd.DataFrame,
+                 is_validation: bool = False) -> TaskContext:
+        params_t = audience_params(cfg)
+        data = TrainData.build(split.train, items)
+        target = build_audience_target(data, split.test, params_t.exclude_interacted, params_t.include_new_products,
+                                       params_t.min_positives)
+        if len(target.item_idx) == 0:
+            from recsys.errors import DataError
+
+            raise DataError(f"audience: no product has >= {params_t.min_positives} test-period engager(s) among "
+                            f"training users ({target.info}); lower task_params.min_positives or enlarge "
+                            "split.test_size")
+        fallback, _ = fit_engagement(data, params_t.fallback)
+        params = {**flatten(cfg.data.model_dump(mode="json"), "data."),
+                  **flatten(cfg.split.model_dump(mode="json"), "split."),
+                  **flatten(params_t.model_dump(mode="json"), "task_params.")}
+        params = {k: v for k, v in params.items() if not k.startswith(_other_sources(cfg.data.source))}
+        ctx = TaskContext(cfg=cfg, dataset_name=name, fingerprint=fingerprint, split_fingerprint=split.fingerprint(),
+                          params=params, is_validation=is_validation)
+        ctx.state.update(split=split, data=data, target=target, items=items, fallback=fallback, audience=params_t,
+                         seen_by_item=item_users(data.matrix))
+        ctx.parent_artifacts["data/audience_products.parquet"] = pd.DataFrame({
+            "item_id": target.item_ids, "n_positives": target.n_relevant, "pool_size": target.pool_size,
+            "new_product": target.new_product})
+        ctx.inputs = [(name, split.train[["user_id", "item_id", "timestamp", "event", "weight"]], "training"),
+                      (f"{name}-test", split.test[["user_id", "item_id", "timestamp", "event", "weight"]], "testing")]
+        _log.info("audience: %d products to evaluate (%d new), %d candidate users, %d positive pairs",
+                  len(target.item_idx), int(target.new_product.sum()), data.n_users, target.relevant.nnz)
+        return ctx
+
+    def validation_context(self, ctx: TaskContext) -> TaskContext:
+        split: Split = ctx.state["split"]
+        train_only = Split(train=split.train, test=split.test.iloc[0:0], method=split.method, audit={})
+        vsplit = validation_split(train_only, ctx.cfg.split, ctx.cfg.seed)
+        return self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state["items"],
+                             is_validation=True)
+
+    # models -----------------------------------------------------------------------------------------------
+    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
+                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
+        cfg = ctx.cfg
+        p: AudienceParams = ctx.state["audience"]
+        data: TrainData = ctx.state["data"]
+        target: AudienceTarget = ctx.state["target"]
+        ns = cfg.metrics.k
+        model = create(entry.name, entry.params, task=self.name)
+        t0 = time.perf_counter()
+        model.fit(data, callback=callback)
+        fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        ranked, scores, covered = audiences(model, ctx, target.item_idx, max(ns))
+        metrics, per_product = audience_metrics(ranked, target, ns, covered, data.n_users, p.concentration_share)
+        eval_s = time.perf_counter() - t1
+        _log.info("%-18s %s=%.4f lift_at_%d=%.2f coverage=%.3f (fit %.1fs, evaluate %.1fs)", entry.run_name,
+                  cfg.metrics.primary, metrics.get(cfg.metrics.primary, float("nan")), max(ns),
+                  metrics.get(f"lift_at_{max(ns)}", float("nan")), metrics["product_coverage"], fit_s, eval_s)
+        result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=metrics, model=model,
+                             per_user=per_product, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s},
+                             tags={"per_user_key": "item_id"})
+        if not store:
+            return result
+        t2 = time.perf_counter()
+        model_dir = workdir / "model"
+        model.save(model_dir)
+        depth = p.cache_n or max(ns)
+        write_audience_cache(model, ctx, model_dir, depth)
+        write_pyfunc_meta(model_dir, task=self.name, n=max(ns), cache_n=depth, exclude_interacted=p.exclude_interacted)
+        result.seconds["cache_seconds"] = time.perf_counter() - t2
+        result.model_dir = model_dir
+        result.tables = {"per_user_metrics.parquet": per_product,
+                         "audiences.parquet": audience_frame(target.item_ids, ranked, scores, covered, data.users)}
+        example = target.item_ids[covered][:2] if covered.any() else target.item_ids[:2]
+        result.input_example = pd.DataFrame({"item_id": example})
+        result.pyfunc_params = {"n": int(max(ns))}
+        return result
+
+
+def covers(model: Any, data: TrainData, item_idx: np.ndarray) -> np.ndarray:
+    """Products the model answers itself: its own `audience_covers`, else products with training interactions."""
+    if hasattr(model, "audience_covers"):
+        return np.asarray(model.audience_covers(item_idx), dtype=bool)
+    trained = np.diff(data.matrix.tocsc().indptr) > 0
+    return trained[np.asarray(item_idx, dtype=np.int64)]
+
+
+def audiences(model: Any, ctx: TaskContext, item_idx: np.ndarray, n: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Audiences (users (len, n), scores (len, n), covered (len,)) for item indices; uncovered products get the
+    engagement fallback with the same exclusion rule."""
+    p: AudienceParams = ctx.state["audience"]
+    data: TrainData = ctx.state["data"]
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    covered = covers(model, data, item_idx)
+    ranked = np.full((len(item_idx), n), -1, dtype=np.int64)
+    scores = np.full((len(item_idx), n), -np.inf)
+    seen = ctx.state["seen_by_item"] if p.exclude_interacted else None
+    fallback = ctx.state["fallback"]
+    for mask, by_model in ((covered, True), (~covered, False)):
+        rows_all = np.flatnonzero(mask)
+        for start in range(0, len(rows_all), p.batch_size):
+            rows = rows_all[start:start + p.batch_size]
+            if by_model:
+                idx, val = model.audience(item_idx[rows], n, exclude_seen=p.exclude_interacted)
+            else:
+                idx, val = rank_users(np.broadcast_to(fallback, (len(rows), len(fallback))), item_idx[rows], n, seen)
+            ranked[rows, :idx.shape[1]], scores[rows, :idx.shape[1]] = idx, val
+    return ranked, scores, covered
+
+
+def audience_frame(item_ids: np.ndarray, ranked: np.ndarray, scores: np.ndarray, covered: np.ndarray,
+                   users: Vocabulary) -> pd.DataFrame:
+    """Long table item_id, user_id, rank, score, reason (padding dropped)."""
+    n, depth = ranked.shape
+    valid = ranked >= 0
+    rows = np.repeat(np.arange(n), depth).reshape(n, depth)[valid]
+    return pd.DataFrame({
+        "item_id": np.asarray(item_ids)[rows],
+        "user_id": users.id(ranked[valid]),
+        "rank": np.tile(np.arange(1, depth + 1, dtype=np.int64), (n, 1))[valid],
+        "score": scores[valid].astype(np.float64),
+        "reason": np.where(covered, "model", "cold_start")[rows],
+    })
+
+
+def write_audience_cache(model: Any, ctx: TaskContext, model_dir: Path, depth: int) -> None:
+    """Precompute the audience of every product the model covers (`audience_cache.parquet`) and the cold-start
+    list (`fallback.parquet`, the most engaged users) into the model folder the pyfunc serves from."""
+    data: TrainData = ctx.state["data"]
+    all_items = np.arange(data.n_items, dtype=np.int64)
+    covered_items = all_items[covers(model, data, all_items)]
+    ranked, scores, _ = audiences(model, ctx, covered_items, depth)
+    cache = audience_frame(data.items.id(covered_items), ranked, scores, np.ones(len(covered_items), bool), data.users)
+    cache.drop(columns="reason").to_parquet(model_dir / CACHE_FILE, index=False)
+    idx, val = topk(np.asarray(ctx.state["fallback"], dtype=np.float64)[None, :], depth)
+    keep = idx[0] >= 0
+    pd.DataFrame({"user_id": data.users.id(idx[0][keep]), "rank": np.arange(1, int(keep.sum()) + 1, dtype=np.int64),
+                  "score": val[0][keep]}).to_parquet(model_dir / FALLBACK_FILE, index=False)
+    _log.info("audience cache: %d products x %d users (%d rows)", len(covered_items), depth, len(cache))
+
+
+@predictor("audience")
+class AudiencePredictor(Predictor):
+    """item_id (or product_id) column -> top-n users per product (item_id, user_id, rank, score, reason), answered
+    from the precomputed cache; products not in it get the most engaged users with reason `cold_start`."""
+
+    task = "audience"
+
+    def __init__(self, model_dir: Path, meta: dict) -> None:
+        cache = pd.read_parquet(Path(model_dir) / CACHE_FILE)
+        fallback = pd.read_parquet(Path(model_dir) / FALLBACK_FILE)
+        item_codes, item_ids = pd.factorize(cache["item_id"])
+        order = np.lexsort((cache["rank"].to_numpy(), item_codes))
+        self.items = Vocabulary(np.asarray(item_ids))
+        counts = np.bincount(item_codes, minlength=len(item_ids))
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.counts = counts.astype(np.int64)
+        self.users = cache["user_id"].to_numpy()[order]
+        self.scores = cache["score"].to_numpy(dtype=np.float64)[order]
+        self.fb_users = fallback["user_id"].to_numpy()
+        self.fb_scores = fallback["score"].to_numpy(dtype=np.float64)
+        self.depth = int(meta.get("cache_n", max(1, int(counts.max()) if len(counts) else len(self.fb_users))))
+        self.default_n = int(meta.get("n", 10))
+
+    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        col = next((c for c in ("item_id", "product_id") if c in frame.columns), None)
+        if col is None:
+            raise RecsysError(f"input must have an `item_id` (or `product_id`) column, got columns {list(frame.columns)}")
+        n = int((params or {}).get("n") or self.default_n)
+        if not 0 < n <= self.depth:
+            raise RecsysError(f"n must be in [1, {self.depth}] (the precomputed audience depth, task_params.cache_n), "
+                              f"but got n={n}")
+        ids = frame[col].to_numpy()
+        idx = self.items.index(coerce_ids(ids, self.items)) if len(self.items) else np.full(len(ids), -1)
+        known = idx >= 0
+        lengths = np.full(len(ids), min(n, len(self.fb_users)), dtype=np.int64)
+        lengths[known] = np.minimum(self.counts[idx[known]], n)
+        query = np.repeat(np.arange(len(ids)), lengths)
+        offset = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        hit = known[query]
+        users = np.empty(len(query), dtype=object)
+        scores = np.empty(len(query), dtype=np.float64)
+        h, c = np.flatnonzero(hit), np.flatnonzero(~hit)
+        pos = self.starts[idx[query[h]]] + offset[h]
+        users[h], scores[h] = self.users[pos], self.scores[pos]
+        users[c], scores[c] = self.fb_users[offset[c]], self.fb_scores[offset[c]]
+        return pd.DataFrame({
+            "item_id": ids[query].astype(str),
+            "user_id": users.astype(str),
+            "rank": (offset + 1).astype(np.int64),
+            "score": scores.astype(np.float64),
+            "reason": np.where(hit, "model", "cold_start"),
+        })
+
+
+TASK = AudienceTask()

@@ -1,0 +1,397 @@
+"""The `search` task: which items match the text q? Text queries with known relevant items, answered top-K.
+
+Queries come from the data: MovieLens user tags (a tag is a query; the movies it was applied to are relevant),
+item categories (all items of the category are relevant), and, for the synthetic marketplace, attribute words
+of the titles ("kettle", "portable kettle"). A seeded share of the queries is held out for tuning
+(`validation_context`); the rest is evaluated once. Besides NDCG/Recall@K, each run measures the index:
+agreement with an exact search (`recall_vs_exact_at_K`), single-query latency p50/p99, batch throughput,
+build time and memory.
+
+Task options live in `task_params` (validated by `SearchParams`), e.g.::
+
+    task: search
+    task_params: {queries: [tags], min_relevant: 2}
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recsys.config.loader import flatten
+from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.data import Dataset, TrainData, load_dataset
+from recsys.data.tables import frame_fingerprint
+from recsys.errors import ConfigError, DataError, RecsysError
+from recsys.evaluation import metrics as M
+from recsys.logging import get_logger
+from recsys.models.base import ProgressCallback
+from recsys.models.catalog import create
+from recsys.random import rng as make_rng
+from recsys.serving.predictor import Predictor, predictor
+from recsys.tasks.base import ModelResult, Task, TaskContext
+from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
+
+_log = get_logger(__name__)
+
+QueryKind = Literal["tags", "categories", "attributes"]
+SEARCH_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate", "recall_vs_exact")
+INDEX_METRICS = ("query_latency_p50_ms", "query_latency_p99_ms", "queries_per_second", "index_build_seconds",
+                 "index_memory_mb", "embeddings_encoded", "embeddings_cached", "embedding_seconds", "n_queries")
+
+
+class SearchParams(BaseModel):
+    """`task_params` of a search experiment. Cut-offs K come from `metrics.k`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[QueryKind] | None = Field(
+        None, min_length=1, description="query sources; default: tags for MovieLens, categories + attributes for "
+                                        "the synthetic marketplace, categories otherwise")
+    min_relevant: int = Field(1, ge=1, description="keep queries with at least this many relevant items")
+    max_queries: int | None = Field(None, gt=0, description="seeded sample of at most this many queries")
+    validation_share: float = Field(0.2, gt=0, lt=1, description="share of queries held out for tuning only")
+    latency_queries: int = Field(200, ge=1, le=100_000, description="queries timed one at a time for p50/p99")
+
+
+def search_params(cfg: ExperimentConfig) -> SearchParams:
+    try:
+        return SearchParams.model_validate(cfg.task_params)
+    except ValidationError as exc:
+        allowed = sorted(SearchParams.model_fields)
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(["task_params", *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+                msgs.append(f"config key `{loc}` is unknown for task 'search'"
+                            + (f"; did you mean `task_params.{hint[0]}`?" if hint else "")
+                            + f" (allowed: {', '.join(allowed)})")
+            else:
+                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("; ".join(msgs)) from None
+
+
+def query_kinds(cfg: ExperimentConfig, params: SearchParams) -> list[str]:
+    if params.queries:
+        return list(dict.fromkeys(params.queries))
+    return {"movielens": ["tags"], "synthetic": ["categories", "attributes"]}.get(cfg.data.source, ["categories"])
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    return sorted([f"{m}_at_{k}" for k in ks for m in SEARCH_METRICS] + list(INDEX_METRICS))
+
+
+# queries --------------------------------------------------------------------------------------------------
+def tag_queries(dataset: Dataset) -> pd.DataFrame:
+    """MovieLens tags.csv: one query per distinct (lower-cased) tag; relevant = movies it was applied to."""
+    from recsys.data.movielens import read_tags
+
+    folder = dataset.extras.get("folder")
+    tags = read_tags(Path(folder)) if folder else None
+    if tags is None:
+        raise DataError(f"search queries `tags` need tags.csv next to the ratings of {dataset.name!r} "
+                        f"(looked in {folder}); use task_params.queries: [categories] instead")
+    text = tags["tag"].astype(str).str.strip().str.lower().str.replace(r"\s+", " ", regex=True)
+    return pd.DataFrame({"query": text, "item_id": tags["item_id"]}).assign(kind="tags")
+
+
+def category_queries(items: pd.DataFrame) -> pd.DataFrame:
+    """One query per item category; relevant = the items of that category."""
+    cat = items["category"].astype(str)
+    keep = ~cat.isin(["", "unknown"])
+    return pd.DataFrame({"query": cat[keep].str.lower(), "item_id": items.loc[keep, "item_id"]}).assign(
+        kind="categories")
+
+
+def attribute_queries(items: pd.DataFrame) -> pd.DataFrame:
+    """Synthetic marketplace: product nouns ("kettle") and adjective + noun pairs ("portable kettle") found in the
+    titles; relevant = the items whose title holds every word of the query."""
+    from recsys.data.synthetic import ADJECTIVES, CATEGORIES
+
+    titles = items["title"].astype(str).str.lower()
+    ids = items["item_id"].to_numpy()
+
+    def has(word: str) -> np.ndarray:
+        return titles.str.contains(rf"\b{re.escape(word)}\b", regex=True).to_numpy()
+
+    adj_masks = {a: has(a) for a in ADJECTIVES}
+    rows = []
+    for noun in sorted({n for _, nouns in CATEGORIES for n in nouns}):
+        noun_mask = has(noun)
+        if not noun_mask.any():
+            continue
+        rows.append(pd.DataFrame({"query": noun, "item_id": ids[noun_mask]}))
+        for adj, adj_mask in adj_masks.items():
+            both = noun_mask & adj_mask
+            if both.any():
+                rows.append(pd.DataFrame({"query": f"{adj} {noun}", "item_id": ids[both]}))
+    if not rows:
+        raise DataError("search queries `attributes` found no synthetic product words in the item titles; "
+                        "use task_params.queries: [categories] for this data")
+    return pd.concat(rows, ignore_index=True).assign(kind="attributes")
+
+
+QUERY_BUILDERS = {"tags": lambda ds: tag_queries(ds), "categories": lambda ds: category_queries(ds.items),
+                  "attributes": lambda ds: attribute_queries(ds.items)}
+
+
+@dataclass
+class QuerySet:
+    """Text queries with their relevant items: texts (n,), kinds (n,), relevant (n, n_items) binary CSR."""
+
+    texts: np.ndarray
+    kinds: np.ndarray
+    relevant: sp.csr_matrix
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def n_relevant(self) -> np.ndarray:
+        return np.diff(self.relevant.indptr).astype(np.int64)
+
+    def subset(self, rows: np.ndarray) -> "QuerySet":
+        return QuerySet(self.texts[rows], self.kinds[rows], self.relevant[rows])
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"query": self.texts, "kind": self.kinds, "n_relevant": self.n_relevant})
+
+
+def build_queries(dataset: Dataset, data: TrainData, kinds: list[str], params: SearchParams,
+                  random_state: int) -> tuple[QuerySet, QuerySet]:
+    """(evaluation queries, validation queries): every query with >= `min_relevant` relevant catalog items,
+    optionally sampled down to `max_queries`, then split at random (seeded) by `validation_share`."""
+    pairs = pd.concat([QUERY_BUILDERS[k](dataset) for k in kinds], ignore_index=True)
+    pairs["item_idx"] = data.items.index(pairs["item_id"].to_numpy())
+    pairs = pairs[(pairs["item_idx"] >= 0) & (pairs["query"].str.len() > 0)]
+    pairs = pairs.drop_duplicates(["kind", "query", "item_idx"])
+    size = pairs.groupby(["kind", "query"])["item_idx"].transform("size")
+    pairs = pairs[size >= params.min_relevant].sort_values(["kind", "query", "item_idx"], kind="stable")
+    keys = pairs[["kind", "query"]].drop_duplicates().reset_index(drop=True)
+    r = make_rng(random_state)
+    if params.max_queries is not None and len(keys) > params.max_queries:
+        keys = keys.iloc[np.sort(r.choice(len(keys), params.max_queries, replace=False))].reset_index(drop=True)
+    row = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(pairs[["kind", "query"]]))
+    pairs, row = pairs[row >= 0], row[row >= 0]
+    relevant = sp.csr_matrix((np.ones(len(row), np.float32), (row, pairs["item_idx"].to_numpy())),
+                             shape=(len(keys), data.n_items))
+    full = QuerySet(keys["query"].to_numpy(dtype=object), keys["kind"].to_numpy(dtype=object), relevant)
+    order = r.permutation(len(full))
+    n_val = int(round(params.validation_share * len(full))) if len(full) > 1 else 0
+    return full.subset(np.sort(order[n_val:])), full.subset(np.sort(order[:n_val]))
+
+
+# evaluation -----------------------------------------------------------------------------------------------
+def recall_vs_exact(ids: np.ndarray, scores: np.ndarray, exact_scores: np.ndarray, k: int,
+                    tol: float = 1e-5) -> np.ndarray:
+    """Per query: share of the exact top-k that the index returned, ties at the k-th exact score counted as found
+    (an approximate result with score >= the exact k-th score is a correct answer)."""
+    kk = min(k, exact_scores.shape[1], ids.shape[1])
+    kth = exact_scores[:, kk - 1]
+    ok = (ids[:, :kk] >= 0) & (scores[:, :kk].astype(np.float64) >= kth[:, None] - tol)
+    denom = np.isfinite(exact_scores[:, :kk]).sum(axis=1)
+    return np.divide(ok.sum(axis=1), denom, out=np.ones(len(ids)), where=denom > 0)
+
+
+def single_query_latency(model: Any, vectors: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Milliseconds of `n` searches issued one query at a time (after one warm-up query)."""
+    rows = vectors[:n]
+    model.search_vectors(rows[:1], k)
+    out = np.empty(len(rows))
+    for i in range(len(rows)):
+        t0 = time.perf_counter()
+        model.search_vectors(rows[i:i + 1], k)
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def evaluate_search(model: Any, queries: QuerySet, ks: list[int], latency_queries: int
+                    ) -> tuple[dict[str, float], pd.DataFrame, np.ndarray, np.ndarray]:
+    """Metrics, per-query metrics, ranked item indices (n, K) and scores for a fitted search model."""
+    kmax = max(ks)
+    vectors, _ = model.encode_queries(list(queries.texts))
+    t0 = time.perf_counter()
+    ids, scores = model.search_vectors(vectors, kmax)
+    batch_s = time.perf_counter() - t0
+    _, exact_scores = model.exact_search(vectors, kmax)
+    hits = M.hits_matrix(ids, queries.relevant)
+    per = M.accuracy_metrics(hits, queries.n_relevant, ks)
+    for k in ks:
+        per[f"recall_vs_exact_at_{k}"] = recall_vs_exact(ids, scores, exact_scores, k)
+    metrics = {name: float(np.mean(v)) for name, v in per.items()}
+    kinds = np.unique(queries.kinds)
+    if len(kinds) > 1:
+        for kind in kinds:
+            mask = queries.kinds == kind
+            for k in ks:
+                for m in ("ndcg", "recall"):
+                    metrics[f"{m}_at_{k}_{kind}"] = float(np.mean(per[f"{m}_at_{k}"][mask]))
+    lat = single_query_latency(model, vectors, kmax, latency_queries)
+    metrics.update({
+        "query_latency_p50_ms": float(np.percentile(lat, 50)), "query_latency_p99_ms": float(np.percentile(lat, 99)),
+        "queries_per_second": len(queries) / max(batch_s, 1e-9), "n_queries": float(len(queries)),
+        **{k: float(v) for k, v in (getattr(model, "fit_info_", None) or {}).items()},
+    })
+    per_query = pd.DataFrame({"query": queries.texts.astype(str), "kind": queries.kinds.astype(str),
+                              "n_relevant": queries.n_relevant, **per})
+    return dict(sorted(metrics.items())), per_query, ids, scores
+
+
+# task -----------------------------------------------------------------------------------------------------
+class SearchTask(Task):
+    name = "search"
+
+    def validate(self, cfg: ExperimentConfig) -> None:
+        search_params(cfg)
+        names = metric_names(cfg.metrics.k)
+        if cfg.metrics.primary not in names:
+            hint = difflib.get_close_matches(cfg.metrics.primary, names, n=1)
+            raise ConfigError(f"config key `metrics.primary` is {cfg.metrics.primary!r}, which the search task "
+                              f"does not compute" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                              + f" (available for metrics.k={cfg.metrics.k}: {', '.join(names)})")
+
+    def metric_names(self, cfg: ExperimentConfig) -> list[str]:
+        return metric_names(cfg.metrics.k)
+
+    def prepare(self, cfg: ExperimentConfig) -> TaskContext:
+        t0 = time.perf_counter()
+        params = search_params(cfg)
+        dataset = load_dataset(cfg.data, cfg.seed)
+        data = TrainData.build(dataset.interactions, dataset.items)  # every catalog item is searchable
+        kinds = query_kinds(cfg, params)
+        queries, validation = build_queries(dataset, data, kinds, params, cfg.seed)
+        if len(queries) == 0:
+            raise DataError(f"search: no query of kinds {kinds} has >= {params.min_relevant} relevant catalog "
+                            "items; lower task_params.min_relevant or choose other task_params.queries")
+        frame = pd.concat([queries.frame().assign(part="test"), validation.frame().assign(part="validation")],
+                          ignore_index=True)
+        run_params = {**flatten(cfg.data.model_dump(mode="json"), "data."),
+                      **flatten(params.model_dump(mode="json"), "task_params."),
+                      "task_params.queries": ",".join(kinds)}
+        run_params = {k: v for k, v in run_params.items() if not k.startswith(_other_sources(cfg.data.source))}
+        ctx = TaskContext(cfg=cfg, dataset_name=dataset.name, fingerprint=dataset.fingerprint(),
+                          split_fingerprint=frame_fingerprint(frame[["query", "kind", "part"]]), params=run_params)
+        ctx.state.update(data=data, queries=queries, validation_queries=validation, search=params, dataset=dataset)
+        ctx.stats = {"items": int(data.n_items),
+                     "items_without_interactions": int((data.item_popularity() == 0).sum()),
+                     "queries": int(len(queries)), "validation_queries": int(len(validation)),
+                     "queries_by_kind": frame[frame["part"] == "test"]["kind"].value_counts().to_dict(),
+                     "relevant_per_query": {"mean": float(queries.n_relevant.mean()),
+                                            "median": float(np.median(queries.n_relevant))},
+                     "seconds_prepare": time.perf_counter() - t0}
+        ctx.parent_artifacts["data/queries.parquet"] = frame
+        ctx.inputs = [(f"{dataset.name}-items", dataset.items.reset_index(drop=True), "training"),
+                      (f"{dataset.name}-queries", queries.frame(), "testing")]
+        _log.info("search on %s: %d items (%d without interactions), %d evaluation + %d validation queries (%s)",
+                  dataset.name, data.n_items, ctx.stats["items_without_interactions"], len(queries), len(validation),
+                  ", ".join(kinds))
+        return ctx
+
+    def validation_context(self, ctx: TaskContext) -> TaskContext:
+        """Same catalog, the held-out validation queries only (the evaluation queries are never read)."""
+        validation: QuerySet = ctx.state["validation_queries"]
+        if len(validation) == 0:
+            raise DataError("search: no validation queries to tune on; raise task_params.validation_share")
+        vctx = TaskContext(cfg=ctx.cfg, dataset_name=ctx.dataset_name, fingerprint=ctx.fingerprint,
+                           split_fingerprint=frame_fingerprint(validation.frame()[["query", "kind"]]),
+                           params=dict(ctx.params), is_validation=True)
+        vctx.state.update({k: v for k, v in ctx.state.items() if k not in ("queries", "validation_queries")})
+        vctx.state.update(queries=validation, validation_queries=validation.subset(np.arange(0)))
+        return vctx
+
+    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
+                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
+        cfg = ctx.cfg
+        params: SearchParams = ctx.state["search"]
+        data: TrainData = ctx.state["data"]
+        queries: QuerySet = ctx.state["queries"]
+        model = create(entry.name, entry.params, task=self.name)
+        t0 = time.perf_counter()
+        model.fit(data, callback=callback)
+        fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        metrics, per_query, ids, scores = evaluate_search(model, queries, cfg.metrics.k, params.latency_queries)
+        eval_s = time.perf_counter() - t1
+        kmax = max(cfg.metrics.k)
+        _log.info("%-14s %s=%.4f recall_vs_exact_at_%d=%.4f p50=%.3fms p99=%.3fms build=%.2fs (fit %.1fs, "
+                  "evaluate %.1fs)", entry.run_name, cfg.metrics.primary, metrics.get(cfg.metrics.primary, float("nan")),
+                  kmax, metrics[f"recall_vs_exact_at_{kmax}"], metrics["query_latency_p50_ms"],
+                  metrics["query_latency_p99_ms"], metrics.get("index_build_seconds", float("nan")), fit_s, eval_s)
+        result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=metrics, model=model,
+                             per_user=per_query, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s},
+                             tags={"per_user_key": "query", "index": str(model.params.get("index", ""))})
+        if not store:
+            return result
+        model_dir = workdir / "model"
+        model.save(model_dir)
+        write_pyfunc_meta(model_dir, task=self.name, k=kmax)
+        result.model_dir = model_dir
+        result.files = {"index/index.faiss": model_dir / "index.faiss"} if (model_dir / "index.faiss").exists() else {}
+        result.tables = {"per_query_metrics.parquet": per_query,
+                         "search_results.parquet": results_frame(queries, ids, scores, data)}
+        result.input_example = pd.DataFrame({"query": queries.texts[:3].astype(str)})
+        result.pyfunc_params = {"k": int(kmax)}
+        return result
+
+
+def results_frame(queries: QuerySet, ids: np.ndarray, scores: np.ndarray, data: TrainData) -> pd.DataFrame:
+    """Long table of the ranked results: query, kind, rank, item_id, title, score, relevant."""
+    n, k = ids.shape
+    valid = ids >= 0
+    rows = np.repeat(np.arange(n), k).reshape(n, k)[valid]
+    items = ids[valid]
+    return pd.DataFrame({
+        "query": queries.texts.astype(str)[rows], "kind": queries.kinds.astype(str)[rows],
+        "rank": np.tile(np.arange(1, k + 1), (n, 1))[valid], "item_id": data.items.id(items),
+        "title": data.item_table["title"].to_numpy()[items], "score": scores[valid].astype(np.float64),
+        "relevant": M.hits_matrix(ids, queries.relevant)[valid],
+    })
+
+
+@predictor("search")
+class SearchPredictor(Predictor):
+    """`query` column of texts -> top-k items per query (query, rank, item_id, title, score)."""
+
+    task = "search"
+
+    def __init__(self, model_dir: Path, meta: dict) -> None:
+        from recsys.models.base import Model
+
+        self.model = Model.load(model_dir)
+        self.default_k = int(meta.get("k", 10))
+
+    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "query" not in frame.columns:
+            raise RecsysError(f"input must have a `query` column of texts, got columns {list(frame.columns)}")
+        k = int((params or {}).get("k") or self.default_k)
+        if k <= 0:
+            raise RecsysError(f"k must be > 0, but got k={k}")
+        texts = frame["query"]
+        if texts.isna().any():
+            raise RecsysError(f"`query` must hold texts, but {int(texts.isna().sum())} row(s) are missing")
+        texts = texts.astype(str).to_numpy()
+        ids, scores = self.model.search(list(texts), k)
+        n, kk = ids.shape
+        valid = ids >= 0
+        rows = np.repeat(np.arange(n), kk).reshape(n, kk)[valid]
+        items = ids[valid]
+        return pd.DataFrame({
+            "query": texts[rows].astype(str),
+            "rank": np.tile(np.arange(1, kk + 1), (n, 1))[valid].astype(np.int64),
+            "item_id": self.model.items_.id(items).astype(str),
+            "title": self.model.titles_[items].astype(str),
+            "score": scores[valid].astype(np.float64),
+        })
+
+
+TASK = SearchTask()

@@ -1,0 +1,329 @@
+"""The `segment` task: which behavioural type is this session? KMeans over a K range, K selection, profiles, drift.
+
+Options live in `task_params` (validated at load time by `SegmentParams`); the experiment-level `data` section
+is for interactions and is ignored here:
+
+    task: segment
+    task_params:
+      sessions: {source: synthetic, synthetic: {n_sessions: 4000}}
+      features: [pageviews, time_on_site, product_views, cart_adds, transactions, revenue]
+      drift: {later_share: 0.25, psi_threshold: 0.2}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, ValidationError
+
+from recsys.config.loader import flatten
+from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
+from recsys.data.sessions import SessionSourceConfig, SessionTable, load_sessions, temporal_split
+from recsys.data.tables import frame_fingerprint
+from recsys.errors import ConfigError, DataError, RecsysError
+from recsys.evaluation.segment import cluster_mix_drift, cluster_profile, feature_shift, name_clusters
+from recsys.logging import get_logger
+from recsys.models.base import Model, ProgressCallback
+from recsys.models.catalog import create
+from recsys.serving.predictor import Predictor, predictor
+from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
+from recsys.tasks.recommend import write_pyfunc_meta
+
+_log = get_logger(__name__)
+
+CRITERIA_METRICS = ["inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "min_cluster_share"]
+DRIFT_METRICS = ["drift_psi", "drift_js_divergence", "drift_max_abs_smd", "drift_max_feature_psi"]
+
+
+class DriftConfig(StrictModel):
+    """Assign a later period's sessions (temporal split by session start) to the fitted clusters and compare."""
+
+    enabled: bool = Field(True, description="fit on the earlier sessions and measure drift on the later ones")
+    later_share: float = Field(0.25, gt=0, lt=1, description="share of the latest sessions held out as the later period")
+    psi_threshold: float = Field(0.2, gt=0, description="cluster-mix PSI above this sets tag drift_warning=true")
+    js_threshold: float | None = Field(None, gt=0, le=1, description="optional: JS divergence above this also warns")
+
+
+class SegmentParams(StrictModel):
+    """`task_params` of a segment experiment."""
+
+    sessions: SessionSourceConfig = Field(default_factory=SessionSourceConfig)
+    features: list[str] | None = Field(None, min_length=1, description="features to cluster on; default all the source's")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+
+def segment_params(cfg: ExperimentConfig) -> SegmentParams:
+    try:
+        return SegmentParams.model_validate(cfg.task_params)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(["task_params", *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"config key `{loc}` is unknown")
+            else:
+                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("; ".join(msgs)) from None
+
+
+class SegmentTask(Task):
+    name = "segment"
+
+    def validate(self, cfg: ExperimentConfig) -> None:
+        params = segment_params(cfg)
+        allowed = self.metric_names(cfg, params)
+        for key, value in (("selection.metric", cfg.selection_metric), ("metrics.primary", cfg.metrics.primary)):
+            if value not in allowed:
+                raise ConfigError(f"config key `{key}` is {value!r}, which a segment run does not log; "
+                                  f"choose one of {allowed} (e.g. silhouette)")
+
+    def prepare(self, cfg: ExperimentConfig) -> TaskContext:
+        t0 = time.perf_counter()
+        params = segment_params(cfg)
+        table = load_sessions(params.sessions, cfg.seed)
+        features = params.features or table.features
+        unknown = [f for f in features if f not in table.sessions.columns]
+        if unknown:
+            raise DataError(f"task_params.features {unknown} are not session features of source "
+                            f"{params.sessions.source!r}; available: {table.features}")
+        sessions = table.sessions
+        if params.drift.enabled and table.has_time:
+            ref_mask, later_mask = temporal_split(table, params.drift.later_share)
+        else:
+            if params.drift.enabled:
+                _log.warning("source %s has no session time: drift is skipped (map a timestamp or period column)",
+                             table.name)
+            ref_mask, later_mask = np.ones(len(sessions), bool), np.zeros(len(sessions), bool)
+        reference = sessions[ref_mask].reset_index(drop=True)
+        later = sessions[later_mask].reset_index(drop=True)
+        split_fp = frame_fingerprint(pd.DataFrame({"session_id": sessions["session_id"].astype(str),
+                                                   "later": later_mask}))
+        source = params.sessions.source
+        dumped = params.model_dump(mode="json")
+        dumped["sessions"] = {k: v for k, v in dumped["sessions"].items() if k in ("source", source)}
+        ctx = TaskContext(cfg=cfg, dataset_name=table.name, fingerprint=table.fingerprint(),
+                          split_fingerprint=split_fp, params={**flatten(dumped, "task_params."),
+                                                              "split.method": "temporal" if later_mask.any() else "none"})
+        ctx.stats = {"n_sessions": len(sessions), "n_reference": len(reference), "n_later": len(later),
+                     "conversion_rate": float(sessions["converted"].mean()), "features": features, **table.info}
+        if "true_type" in sessions:
+            ctx.stats["true_type_shares"] = sessions["true_type"].value_counts(normalize=True).round(4).to_dict()
+        cols = ["session_id", *features]
+        ctx.inputs = [(table.name, reference[cols], "training")]
+        if len(later):
+            ctx.inputs.append((f"{table.name}-later", later[cols], "testing"))
+        ctx.state.update(table=table, reference=reference, later=later, features=features, params=params)
+        ctx.stats["seconds_prepare"] = time.perf_counter() - t0
+        _log.info("sessions %s: %d (%d reference, %d later period), %d features", table.name, len(sessions),
+                  len(reference), len(later), len(features))
+        return ctx
+
+    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
+                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
+        params: SegmentParams = ctx.state["params"]
+        reference: pd.DataFrame = ctx.state["reference"]
+        later: pd.DataFrame = ctx.state["later"]
+        features: list[str] = ctx.state["features"]
+        model = create(entry.name, entry.params, task=self.name)
+        t0 = time.perf_counter()
+        model.fit(reference, features, callback=callback)
+        fit_s = time.perf_counter() - t0
+        k = int(model.k_)
+        labels = model.labels_
+        scores: pd.DataFrame = model.scores_
+        metrics = {m: float(scores.loc[k, m]) for m in CRITERIA_METRICS}
+        metrics["n_clusters"] = float(k)
+        truth = reference["true_type"].to_numpy() if "true_type" in reference else None
+        ari_by_k: dict[int, float] = {}
+        if truth is not None:
+            from sklearn.metrics import adjusted_rand_score
+
+            ari_by_k = {kk: float(adjusted_rand_score(truth, lab)) for kk, lab in model.labels_by_k_.items()}
+            metrics["ari_vs_truth"] = ari_by_k[k]
+        profile = cluster_profile(reference, labels, features, k)
+        names = name_clusters(profile, reference, features)
+        profile.insert(1, "name", names)
+        tags: dict[str, str] = {"chosen_k": str(k), "k_selection": model.config.selection}
+        drift_tables: dict[str, pd.DataFrame] = {}
+        drift_info: dict[str, Any] = {"enabled": bool(len(later))}
+        later_labels = np.empty(0, np.int64)
+        if len(later):
+            later_labels = model.assign(later)
+            mix, mix_table = cluster_mix_drift(labels, later_labels, k)
+            shift = feature_shift(reference, later, features)
+            metrics["drift_psi"] = mix["psi"]
+            metrics["drift_js_divergence"] = mix["js_divergence"]
+            metrics["drift_max_abs_smd"] = float(shift["smd"].abs().max())
+            metrics["drift_max_feature_psi"] = float(shift["psi"].max())
+            warn = mix["psi"] > params.drift.psi_threshold or (
+                params.drift.js_threshold is not None and mix["js_divergence"] > params.drift.js_threshold)
+            tags["drift_warning"] = str(bool(warn)).lower()
+            if warn:
+                _log.warning("%s: cluster-mix drift in the later period (PSI %.3f > %.3f, JS %.3f)", entry.run_name,
+                             mix["psi"], params.drift.psi_threshold, mix["js_divergence"])
+            mix_table.insert(1, "name", names)
+            drift_tables = {"drift/cluster_mix.parquet": mix_table, "drift/feature_shift.parquet": shift}
+            drift_info.update(mix, warning=bool(warn), psi_threshold=params.drift.psi_threshold,
+                              js_threshold=params.drift.js_threshold, n_later=len(later),
+                              cluster_mix=mix_table.to_dict("records"), feature_shift=shift.to_dict("records"))
+        _log.info("%-12s K=%d silhouette=%.4f%s (fit %.1fs)", entry.run_name, k, metrics["silhouette"],
+                  f" ari_vs_truth={metrics['ari_vs_truth']:.4f}" if "ari_vs_truth" in metrics else "", fit_s)
+        result = ModelResult(entry=entry, params={**flatten(model.params, "model."), "chosen_k": k},
+                             metrics=metrics, model=model, tags=tags, seconds={"fit_seconds": fit_s})
+        result.extra.update(profile=profile, names=names, later_labels=later_labels)
+        result.children = [
+            ChildRun(name=f"{entry.run_name}-k{kk}", params={"k": int(kk), "model": entry.name},
+                     metrics={m: float(v) for m, v in row.items() if v == v}
+                     | ({"ari_vs_truth": ari_by_k[kk]} if kk in ari_by_k else {}),
+                     tags={"role": "k", "chosen": str(kk == k).lower(), "task": self.name})
+            for kk, row in scores.to_dict("index").items()
+        ]
+        if not store:
+            return result
+        workdir.mkdir(parents=True, exist_ok=True)
+        model_dir = workdir / "model"
+        model.save(model_dir)
+        write_pyfunc_meta(model_dir, task=self.name, cluster_names=names, features=features)
+        result.model_dir = model_dir
+        chosen = next(c for c in result.children if c.params["k"] == k)
+        chosen.files = {f"model/{p.name}": p for p in sorted(model_dir.iterdir()) if p.is_file()}
+        result.input_example = reference[["session_id", *features]].head(3).assign(
+            session_id=lambda d: d["session_id"].astype(str))
+        centroids = model.centroids_original()
+        centroids.insert(1, "name", names)
+        assigned = pd.concat([
+            _labels_frame(reference, labels, names, "reference"),
+            _labels_frame(later, later_labels, names, "later"),
+        ], ignore_index=True)
+        result.tables = {"segments/session_clusters.parquet": assigned, "segments/centroids.parquet": centroids,
+                         "segments/profile.parquet": profile, "k_selection/scores.parquet": scores.reset_index(),
+                         **drift_tables}
+        diag = {
+            "chosen_k": k, "rule": model.config.selection, "evidence": model.selection_,
+            "scores": scores.reset_index().to_dict("records"), "ari_vs_truth_by_k": ari_by_k,
+            "features": features, "preprocessor": model.preprocessor_.to_dict(), "clusters": names,
+            "profile": profile.to_dict("records"), "drift": drift_info, "n_reference": len(reference),
+        }
+        files = {"segments/diagnostics.json": _write(workdir / "diagnostics.json", json.dumps(diag, indent=2,
+                                                                                             default=_jsonable)),
+                 "segments/profile.md": _write(workdir / "profile.md", profile_markdown(profile))}
+        files.update(plot_criteria(scores, k, workdir / "plots", ari_by_k))
+        result.files = files
+        return result
+
+    def metric_names(self, cfg: ExperimentConfig, params: SegmentParams | None = None) -> list[str]:
+        params = params or segment_params(cfg)
+        names = [*CRITERIA_METRICS, "n_clusters"]
+        if params.sessions.source == "synthetic":
+            names.append("ari_vs_truth")
+        if params.drift.enabled:
+            names += DRIFT_METRICS
+        return names
+
+
+def _labels_frame(frame: pd.DataFrame, labels: np.ndarray, names: list[str], period: str) -> pd.DataFrame:
+    out = pd.DataFrame({"session_id": frame["session_id"].astype(str).to_numpy(),
+                        "user_id": frame["user_id"].astype(str).to_numpy(), "period": period,
+                        "cluster": labels.astype(np.int64), "cluster_name": np.array(names, dtype=object)[labels]})
+    if "timestamp" in frame:
+        out.insert(2, "timestamp", frame["timestamp"].to_numpy())
+    if "true_type" in frame:
+        out["true_type"] = frame["true_type"].to_numpy()
+    return out
+
+
+def profile_markdown(profile: pd.DataFrame) -> str:
+    cols = list(profile.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in profile.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "–" if v != v else (f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}")
+    return str(v)
+
+
+def plot_criteria(scores: pd.DataFrame, chosen_k: int, folder: Path, ari_by_k: dict[int, float]) -> dict[str, Path]:
+    """One PNG per criterion vs K (chosen K marked) plus an overview; returns artifact path -> file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    series = {c: scores[c] for c in CRITERIA_METRICS if c in scores and scores[c].notna().any()}
+    if ari_by_k:
+        series["ari_vs_truth"] = pd.Series(ari_by_k).sort_index()
+    out: dict[str, Path] = {}
+    fig_all, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3))
+    for ax_all, (name, s) in zip(np.atleast_1d(axes), series.items()):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for a in (ax, ax_all):
+            a.plot(s.index, s.to_numpy(), marker="o")
+            a.axvline(chosen_k, color="tab:red", linestyle="--", label=f"chosen K={chosen_k}")
+            a.set_xlabel("K")
+            a.set_title(name.replace("_", " "))
+        ax.legend()
+        fig.tight_layout()
+        path = folder / f"{name}_vs_k.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        out[f"plots/{path.name}"] = path
+    fig_all.tight_layout()
+    fig_all.savefig(folder / "criteria_vs_k.png", dpi=80)
+    plt.close(fig_all)
+    out["plots/criteria_vs_k.png"] = folder / "criteria_vs_k.png"
+    return out
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return None if v != v else float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+@predictor("segment")
+class SegmentPredictor(Predictor):
+    """Session features -> (session_id, cluster, cluster_name, distance); `session_id` is optional."""
+
+    task = "segment"
+
+    def __init__(self, model_dir: Path, meta: dict) -> None:
+        self.model = Model.load(model_dir)
+        self.names = list(meta.get("cluster_names") or [f"cluster {i}" for i in range(int(self.model.k_))])
+
+    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        features = self.model.features
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise RecsysError(f"input is missing session feature column(s) {missing}; expected {features}")
+        dist = self.model.distances(frame)
+        cluster = dist.argmin(axis=1).astype(np.int64)
+        out = pd.DataFrame({"cluster": cluster, "cluster_name": np.array(self.names, dtype=object)[cluster],
+                            "distance": dist[np.arange(len(cluster)), cluster].astype(np.float64)})
+        if "session_id" in frame.columns:
+            out.insert(0, "session_id", frame["session_id"].astype(str).to_numpy())
+        return out
+
+
+TASK = SegmentTask()

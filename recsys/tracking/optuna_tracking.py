@@ -1,0 +1,130 @@
+"""MLflow side of tuning: a tuning run under the model run and one nested run per trial.
+
+Takes plain data only (no optuna here; `recsys.tuning` calls these methods). Replaces optuna-integration's
+deprecated MLflowCallback. Trial runs carry `role=trial`, `optuna.study_name`, `optuna.trial_number` and a
+`state` tag (COMPLETE / PRUNED / FAIL); they are created RUNNING and always closed: by the worker when the
+trial ends, or by `close_dead_worker` when a heartbeat shows the worker died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from recsys.logging import get_logger
+
+_log = get_logger(__name__)
+
+# Optuna trial state -> MLflow run status (a pruned trial ended normally, by design)
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+
+
+class TuningLog:
+    """Creates and closes tuning/trial runs through an `MlflowTracker`'s client (no active-run state touched)."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+        self.client: MlflowClient = tracker.client
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+
+    # runs -------------------------------------------------------------------------------------------------
+    def start_run(self, parent_run_id: str, name: str, params: dict | None = None,
+                  tags: dict | None = None) -> str:
+        """A RUNNING run nested under `parent_run_id` (same experiment)."""
+        parent = self.client.get_run(parent_run_id)
+        run = self.client.create_run(parent.info.experiment_id, run_name=name,
+                                     tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name})
+        worker = {"worker.host": self.host, "worker.pid": str(self.pid)}
+        self.tracker._batch(run.info.run_id, params=params, tags={**worker, **(tags or {})})
+        return run.info.run_id
+
+    def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None,
+            tags: dict | None = None, step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        if metrics and step > 0:
+            import time
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+            metrics = None
+        self.tracker._batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    def log_files(self, run_id: str, files: dict[str, Path] | None = None,
+                  tables: dict[str, pd.DataFrame] | None = None) -> None:
+        for path, local in (files or {}).items():
+            self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+        self.tracker._log_tables(run_id, tables or {})
+
+    def end(self, run_id: str, status: str = "FINISHED", tags: dict | None = None) -> None:
+        if tags:
+            self.tracker._batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, status)
+
+    def end_trial(self, run_id: str, state: str, metrics: dict[str, float] | None = None,
+                  tags: dict | None = None) -> None:
+        """Close a trial run with its Optuna state (COMPLETE/PRUNED -> FINISHED, FAIL -> FAILED)."""
+        self.log(run_id, metrics=metrics, tags={"state": state, **(tags or {})})
+        self.client.set_terminated(run_id, STATUS.get(state, "FAILED"))
+
+    # reconciliation ---------------------------------------------------------------------------------------
+    def running_runs(self, study_name: str, role: str) -> list[Any]:
+        """RUNNING runs of `role` (trial/tuning) for this study, in any experiment."""
+        exp_ids = [e.experiment_id for e in self.client.search_experiments()]
+        flt = (f"tags.role = '{role}' and tags.`optuna.study_name` = '{study_name}' "
+               "and attributes.status = 'RUNNING'")
+        return list(self.client.search_runs(exp_ids, filter_string=flt, max_results=5000)) if exp_ids else []
+
+    def trial_runs(self, study_name: str) -> list[Any]:
+        """Every trial run of this study (any state), in any experiment."""
+        exp_ids = [e.experiment_id for e in self.client.search_experiments()]
+        flt = f"tags.role = 'trial' and tags.`optuna.study_name` = '{study_name}'"
+        return list(self.client.search_runs(exp_ids, filter_string=flt, max_results=50000)) if exp_ids else []
+
+    def is_dead_local(self, run: Any) -> bool:
+        """A run started on this host by a process that no longer exists."""
+        tags = run.data.tags
+        if tags.get("worker.host") != self.host or not tags.get("worker.pid", "").isdigit():
+            return False
+        pid = int(tags["worker.pid"])
+        if pid == self.pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return _is_zombie(pid)
+
+    def close_dead_worker(self, tuning_run_id: str, reason: str) -> None:
+        """Close a dead worker's tuning run as FAILED with its RUNNING trial runs and its RUNNING ancestors."""
+        run = self.client.get_run(tuning_run_id)
+        exp = run.info.experiment_id
+        children = self.client.search_runs(
+            [exp], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{tuning_run_id}' and attributes.status = 'RUNNING'",
+            max_results=5000)
+        for child in children:
+            self.end(child.info.run_id, "FAILED", tags={"state": "FAIL", "failure": reason})
+        run_id: str | None = tuning_run_id
+        while run_id:
+            r = self.client.get_run(run_id)
+            if r.info.status == "RUNNING":
+                self.end(run_id, "FAILED", tags={"failure": reason})
+                _log.warning("closed run %s (%s) of a dead tuning worker as FAILED: %s", run_id,
+                             r.data.tags.get(MLFLOW_RUN_NAME, ""), reason)
+            run_id = r.data.tags.get(MLFLOW_PARENT_RUN_ID)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False

@@ -1,0 +1,240 @@
+"""Tune one model entry: create or resume its study, run the missing trials, pick and log the best.
+
+Layout in MLflow: model run -> tuning run (`role=tuning`) -> one run per trial (`role=trial`). Any number of
+workers may run `tune_model` on one study at once (shared RDB storage); together they run `n_trials`
+COMPLETE + PRUNED trials. A worker that dies leaves a RUNNING trial whose heartbeat goes stale: the next
+worker fails it, re-queues its params, and closes the dead worker's MLflow runs as FAILED.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from recsys.config.schema import ModelEntry
+from recsys.errors import ConfigError
+from recsys.logging import get_logger
+from recsys.tasks.base import Task, TaskContext
+from recsys.tuning import report
+from recsys.tuning.objective import PREFIX, Objective, SurplusTrial
+from recsys.tuning.space import check_objectives, objective_metrics, parse_space
+from recsys.tuning.storage import (Heartbeat, directions, make_pruner, make_sampler, open_storage, redact,
+                                   resolve_storage, study_name)
+
+_log = get_logger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class TuneResult:
+    """Outcome of one worker's call: the study's chosen trial (over all workers) and what this worker ran."""
+
+    entry: ModelEntry  # the input entry with the chosen params merged in
+    study_name: str
+    storage: str  # redacted
+    best_trial: int
+    best_params: dict[str, Any]
+    best_values: dict[str, float]
+    baseline_values: dict[str, float]
+    trials_by_state: dict[str, int]
+    completed_here: list[int] = field(default_factory=list)
+    tuning_run_id: str | None = None
+
+
+def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = None, parent_run_id: str | None = None,
+               storage: str | None = None, n_trials: int | None = None, timeout: float | None = None,
+               heartbeat: Heartbeat | None = None) -> TuneResult:
+    """Run (or resume) the study of `entry` on `task.validation_context(ctx)`; the test part is never read.
+
+    n_trials: target number of COMPLETE + PRUNED trials in the study (all workers together); default
+    entry.n_trials. timeout: seconds this worker spends starting new trials.
+
+    Example:
+        >>> res = tune_model(task, ctx, cfg.models[3], storage="sqlite:///optuna.db", n_trials=20)  # doctest: +SKIP
+        >>> res.entry.params  # doctest: +SKIP
+    """
+    cfg = ctx.cfg
+    if not entry.search:
+        raise ConfigError(f"model {entry.run_name!r} has no `search` space to tune; add models.*.search "
+                          "(e.g. search: {factors: {type: int, low: 16, high: 128, log: true}})")
+    specs = parse_space(entry.search)
+    metrics = objective_metrics(entry.metric, cfg.metrics.primary)
+    known = set(task.metric_names(cfg))
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise ConfigError(f"tuning metric(s) {unknown} of model {entry.run_name!r} are not computed by task "
+                          f"{cfg.task!r}; choose from {sorted(known)} (models.*.metric)")
+    dirs = directions(cfg, entry)
+    rule = check_objectives(entry.metric, entry.directions, entry.select, entry.sampler, True)
+    n_target = int(n_trials or entry.n_trials)
+    timeout = timeout if timeout is not None else entry.timeout
+    heartbeat = heartbeat or Heartbeat()
+    url = resolve_storage(storage)
+    name = study_name(cfg, entry)
+    log = _tuning_log(tracker) if parent_run_id else None
+
+    def on_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run = trial.user_attrs.get("mlflow_tuning_run_id")
+        _log.warning("trial %d of %s: worker heartbeat stale, failing and re-queueing it", trial.number, name)
+        if log is not None and run:
+            log.close_dead_worker(run, f"heartbeat of trial {trial.number} went stale (worker died)")
+
+    rdb = open_storage(url, heartbeat, on_stale)
+    study = optuna.create_study(storage=rdb, study_name=name, directions=dirs, load_if_exists=True,
+                                sampler=make_sampler(entry, cfg.seed), pruner=make_pruner(entry, len(metrics) > 1))
+    _set_study_attrs(study, cfg.name, entry, metrics)
+    _log.info("study %s on %s: %d/%d trials done", name, redact(url), _n_done(study), n_target)
+
+    tuning_run_id = None
+    if log is not None:
+        params = {f"search.{k}": v for k, v in entry.search.items()}
+        params.update({"n_trials": n_target, "metrics": metrics, "directions": dirs, "sampler": entry.sampler,
+                       "pruner": entry.pruner, "timeout": timeout, "storage": redact(url), "study_name": name})
+        tuning_run_id = log.start_run(parent_run_id, f"{entry.run_name}-tuning", params=params,
+                                      tags={"role": "tuning", "optuna.study_name": name, "model": entry.name,
+                                            "label": entry.run_name, "optuna.storage": redact(url)})
+        log.log(parent_run_id, tags={"tuned": "true", "optuna.study_name": name, "tuning_run_id": tuning_run_id})
+    try:
+        reconcile(study, log)
+        vctx = task.validation_context(ctx)
+        baseline = _baseline(task, vctx, entry, metrics)
+        if log is not None:
+            log.log(tuning_run_id, metrics={f"baseline_{PREFIX}{m}": v for m, v in baseline.items()})
+        objective = Objective(task, vctx, entry, specs, metrics, n_target, log, tuning_run_id,
+                              prune=entry.pruner != "none")
+        run_trials(study, objective, n_target, timeout, heartbeat)
+        reconcile(study, log)
+        best = report.select_trial(study, metrics, dirs, rule)
+        info = report.summary(study, redact(url), metrics, dirs, n_target, best, baseline, rule)
+        info["completed_by_this_worker"] = objective.completed_here
+        if log is not None:
+            _log_outcome(log, study, info, metrics, tuning_run_id, parent_run_id)
+    except BaseException:
+        if log is not None:
+            log.end(tuning_run_id, "FAILED")
+        raise
+    if log is not None:
+        log.end(tuning_run_id, "FINISHED")
+    best_values = dict(zip(metrics, best.values))
+    _log.info("study %s: best trial %d %s (default params: %s); %s", name, best.number, best_values, baseline,
+              info["trials_by_state"])
+    tuned = entry.model_copy(update={"params": {**entry.params, **best.params}})
+    return TuneResult(entry=tuned, study_name=name, storage=redact(url), best_trial=best.number,
+                      best_params=dict(best.params), best_values=best_values, baseline_values=baseline,
+                      trials_by_state=info["trials_by_state"], completed_here=objective.completed_here,
+                      tuning_run_id=tuning_run_id)
+
+
+def run_trials(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,
+               heartbeat: Heartbeat) -> None:
+    """Run trials until the study holds `n_trials` COMPLETE + PRUNED ones (counted over all workers).
+
+    While peers finish the last trials this worker waits, so it can take over a trial whose worker dies.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in DONE for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if done >= n_trials:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            _log.info("timeout reached with %d/%d trials done; re-run to resume", done, n_trials)
+            return
+        if done + running >= n_trials:
+            time.sleep(max(1.0, heartbeat.interval / 2))  # peers are running the last trials
+            continue
+        study.optimize(objective, n_trials=1, callbacks=[objective.on_trial_end], catch=(SurplusTrial,))
+
+
+def reconcile(study: optuna.Study, log: Any) -> None:
+    """Fail stale trials (their callback closes the dead worker's runs); close leftover RUNNING MLflow runs."""
+    optuna.storages.fail_stale_trials(study)
+    if log is None:
+        return
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    from recsys.tracking.optuna_tracking import MLFLOW_PARENT_RUN_ID
+
+    for run in log.running_runs(study.study_name, "trial"):
+        number = int(run.data.tags.get("optuna.trial_number", "-1"))
+        state = states.get(number)
+        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
+        if state == TrialState.FAIL or log.is_dead_local(run):
+            # FAIL + RUNNING run: the worker never got to close it (it closes before Optuna records FAIL)
+            log.close_dead_worker(parent, f"trial {number} is {state.name if state else 'missing'} in Optuna "
+                                          "but its worker did not close the run")
+            if log.client.get_run(run.info.run_id).info.status == "RUNNING":
+                log.end_trial(run.info.run_id, "FAIL", tags={"failure": "worker died"})
+    for run in log.running_runs(study.study_name, "tuning"):
+        if log.is_dead_local(run):
+            log.close_dead_worker(run.info.run_id, "worker process is gone")
+
+
+def make_tuner(storage: str | None = None, n_trials: int | None = None, timeout: float | None = None,
+               heartbeat: Heartbeat | None = None):
+    """The hook `run_experiment(tuner=...)` calls: tune, then return the entry with the chosen params."""
+
+    def tuner(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any, model_run_id: str | None) -> ModelEntry:
+        return tune_model(task, ctx, entry, tracker, model_run_id, storage=storage, n_trials=n_trials,
+                          timeout=timeout, heartbeat=heartbeat).entry
+
+    return tuner
+
+
+# helpers ------------------------------------------------------------------------------------------------------
+def _tuning_log(tracker: Any):
+    if tracker is None or getattr(tracker, "client", None) is None:
+        return None
+    from recsys.tracking.optuna_tracking import TuningLog
+
+    return TuningLog(tracker)
+
+
+def _n_done(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=DONE))
+
+
+def _set_study_attrs(study: optuna.Study, experiment: str, entry: ModelEntry, metrics: list[str]) -> None:
+    attrs = {"experiment": experiment, "model": entry.name, "label": entry.run_name, "metrics": metrics,
+             "search": entry.search}
+    if study.user_attrs.get("search") != entry.search:
+        for k, v in attrs.items():
+            study.set_user_attr(k, v)
+
+
+def _baseline(task: Task, vctx: TaskContext, entry: ModelEntry, metrics: list[str]) -> dict[str, float]:
+    """Validation score of the entry's own (untuned) params: what tuning has to beat."""
+    with tempfile.TemporaryDirectory(prefix="recsys-baseline-") as tmp:
+        res = task.run_model(vctx, entry, Path(tmp), store=False)
+    return {m: float(res.metrics[m]) for m in metrics if m in res.metrics}
+
+
+def _log_outcome(log: Any, study: optuna.Study, info: dict, metrics: list[str], tuning_run_id: str,
+                 model_run_id: str) -> None:
+    by_state = info["trials_by_state"]
+    values = info["best_values"]
+    m = {f"best_{PREFIX}{k}": v for k, v in values.items()}
+    m.update({"n_trials_complete": by_state["COMPLETE"], "n_trials_pruned": by_state["PRUNED"],
+              "n_trials_failed": by_state["FAIL"], "n_trials_this_worker": len(info["completed_by_this_worker"])})
+    for k, v in values.items():
+        base = info["baseline_values"].get(k)
+        if base is not None:
+            m[f"uplift_{PREFIX}{k}"] = v - base
+    params = {f"best.{k}": v for k, v in info["best_params"].items()}
+    log.log(tuning_run_id, metrics=m, params=params, tags={"best_trial": str(info["best_trial"])})
+    log.log(model_run_id, metrics={f"tuning_best_{PREFIX}{k}": v for k, v in values.items()},
+            tags={"optuna.best_trial": str(info["best_trial"])})
+    with tempfile.TemporaryDirectory(prefix="recsys-study-") as tmp:
+        files = report.write_artifacts(study, info, metrics, Path(tmp))
+        log.log_files(tuning_run_id, files=files)

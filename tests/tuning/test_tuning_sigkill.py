@@ -1,0 +1,105 @@
+"""A tuning worker killed with SIGKILL mid-study: re-running the same command finishes the study cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+N_TRIALS = 6
+
+CONFIG = {
+    "name": "tune-kill",
+    "seed": 3,
+    "data": {"source": "synthetic", "synthetic": {"n_users": 800, "n_items": 300, "n_categories": 8,
+                                                  "mean_interactions": 20}},
+    "split": {"method": "temporal", "test_size": 0.2},
+    "metrics": {"k": [10]},
+    "models": [{"name": "als", "params": {"factors": 16, "num_threads": 1}, "n_trials": N_TRIALS, "pruner": "none",
+                "search": {"regularization": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+                           "iterations": {"type": "int", "low": 15, "high": 30}}}],
+}
+
+
+def _study(url: str, name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        return None
+
+
+def _complete(study: optuna.Study | None) -> list[optuna.trial.FrozenTrial]:
+    if study is None:
+        return []
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def test_sigkilled_worker_is_resumed_without_duplicates_or_running_runs(tmp_path: Path, mlflow_uri: str) -> None:
+    from recsys.config import load_config
+    from recsys.tuning.storage import study_name
+
+    cfg_path = tmp_path / "kill.yaml"
+    cfg_path.write_text(yaml.safe_dump(CONFIG))
+    cfg = load_config(cfg_path)
+    name = study_name(cfg, cfg.models[0])
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cmd = [sys.executable, "-m", "recsys.cli", "tune", str(cfg_path), "--model", "als", "--storage", url,
+           "--heartbeat-interval", "1", "--grace-period", "2", "--no-log-model"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "RECSYS_PROGRESS": "0"}
+
+    worker = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while not _complete(_study(url, name)):
+        if worker.poll() is not None:
+            pytest.fail(f"worker exited (rc={worker.returncode}) before any trial completed:\n"
+                        f"{worker.stdout.read().decode()[-3000:]}")
+        assert time.monotonic() < deadline, "no trial completed within the deadline"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    worker.stdout.close()
+    killed = _study(url, name)
+    n_before = len(_complete(killed))
+    assert n_before < N_TRIALS, "the worker finished before it was killed; the test needs slower trials"
+    client = MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name(CONFIG["name"])
+    left_running = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+    assert left_running, "a SIGKILLed worker leaves its runs RUNNING (precondition)"
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+
+    study = _study(url, name)
+    complete = _complete(study)
+    assert len(complete) == N_TRIALS
+    numbers = [t.number for t in study.get_trials(deepcopy=False)]
+    assert len(numbers) == len(set(numbers))
+    params = [json.dumps(t.params, sort_keys=True) for t in complete]
+    assert len(params) == len(set(params)), "a trial was run twice"
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert optuna.trial.TrialState.RUNNING not in states.values()
+
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
+    trial_runs = [r for r in runs if r.data.tags.get("role") == "trial"]
+    finished = [int(r.data.tags["optuna.trial_number"]) for r in trial_runs if r.info.status == "FINISHED"]
+    assert sorted(finished) == sorted(t.number for t in complete)  # each COMPLETE trial once, as FINISHED
+    for r in trial_runs:
+        number = int(r.data.tags["optuna.trial_number"])
+        assert r.data.tags["state"] == states[number].name
+        if states[number] == optuna.trial.TrialState.FAIL:
+            assert r.info.status == "FAILED"
+    # the killed worker's tuning run was closed as FAILED, the resumed one FINISHED with the whole study's best
+    tuning = sorted((r for r in runs if r.data.tags.get("role") == "tuning"), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in tuning] == ["FAILED", "FINISHED"]
+    best = max(t.value for t in complete)
+    assert tuning[1].data.metrics["best_val_ndcg_at_10"] == pytest.approx(best)
