@@ -17,6 +17,7 @@ Needs wrk (`apt-get install -y wrk`) or, failing that, locust (`pip install locu
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -102,7 +103,7 @@ def run_wrk(url: str, script: str, connections: int, threads: int, duration: int
         f.write(script)
     try:
         out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-                              "-s", f.name, url], capture_output=True, text=True, timeout=duration + 60)
+                              "-s", f.name, url], capture_output=True, text=True, timeout=duration + 60, check=False)
     finally:
         os.unlink(f.name)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
@@ -139,10 +140,9 @@ def run_locust(url: str, kind: str, user_ids: list[str], connections: int, durat
         path.write_text(LOCUST_FILE.format(ids=json.dumps(user_ids), mlflow=kind == "mlflow", query=query))
         subprocess.run(["locust", "-f", str(path), "--headless", "-u", str(connections), "-r", str(connections),
                         "-t", f"{duration}s", "--host", url, "--csv", str(Path(tmp) / "out"), "--only-summary"],
-                       capture_output=True, text=True, timeout=duration + 120)
-        import csv
-
-        rows = list(csv.DictReader(open(Path(tmp) / "out_stats.csv")))
+                       capture_output=True, text=True, timeout=duration + 120, check=False)
+        with open(Path(tmp) / "out_stats.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
         agg = next(r for r in rows if r["Name"] == "Aggregated")
     return {"rps": float(agg["Requests/s"]), "requests": int(agg["Request Count"]),
             "failures": int(agg["Failure Count"]), "p50_ms": float(agg["50%"]), "p95_ms": float(agg["95%"]),

@@ -292,7 +292,8 @@ def load_hits_file(cfg: HitsFileConfig) -> SessionTable:
     raw = read_frame(path, cfg.sep)
     missing = [v for v in cfg.columns.values() if v not in raw.columns]
     if missing:
-        raise DataError(f"{path}: column(s) {missing} named in sessions.hits.columns are missing; found {list(raw.columns)}")
+        raise DataError(f"{path}: column(s) {missing} named in sessions.hits.columns are missing; "
+                        f"found {list(raw.columns)}")
     hits = raw.rename(columns={v: k for k, v in cfg.columns.items()})
     if "timestamp" in hits.columns:
         hits["timestamp"] = _to_seconds(hits["timestamp"], cfg.timestamp_unit, str(path))
@@ -390,9 +391,8 @@ def load_session_table(cfg: SessionTableConfig) -> SessionTable:
             raise DataError(f"{where}, feature {name!r} (columns {cols}): {bad} row(s) are not numbers")
         out[name] = values.sum(axis=1).astype(np.float64).to_numpy()
     out["converted"] = _to_bool(raw[cfg.converted], where, cfg.converted) if cfg.converted else False
-    out["revenue_value"] = pd.to_numeric(raw[cfg.revenue], errors="coerce").fillna(0).to_numpy() if cfg.revenue else np.nan
-    out = out.rename(columns={"revenue_value": "revenue"}) if "revenue" not in cfg.features else out.drop(
-        columns="revenue_value")
+    if "revenue" not in cfg.features:  # revenue per session for profiles; unknown (NaN) without a column
+        out["revenue"] = pd.to_numeric(raw[cfg.revenue], errors="coerce").fillna(0.0) if cfg.revenue else np.nan
     return SessionTable(path.stem, out, list(cfg.features), {"n_rows": len(raw), "file": where})
 
 

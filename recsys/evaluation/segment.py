@@ -80,7 +80,8 @@ def select_k(scores: pd.DataFrame, rule: str = "vote",
     ranks = _mean_rank(scores)
     top = votes[votes == votes.max()].index.to_numpy()
     k = int(min(top, key=lambda x: (ranks[x], x)))
-    evidence.update(votes={int(x): int(v) for x, v in votes.items()}, mean_rank={int(x): float(r) for x, r in ranks.items()})
+    evidence.update(votes={int(x): int(v) for x, v in votes.items()},
+                    mean_rank={int(x): float(r) for x, r in ranks.items()})
     return k, evidence
 
 

@@ -80,7 +80,8 @@ class KMeansSegmenter(Segmenter):
     k_: int | None = None
     centroids_: np.ndarray | None = None
 
-    def fit(self, frame: pd.DataFrame, features: list[str], callback: ProgressCallback | None = None) -> "KMeansSegmenter":
+    def fit(self, frame: pd.DataFrame, features: list[str],
+            callback: ProgressCallback | None = None) -> "KMeansSegmenter":
         c = self.config
         if len(frame) < c.k_max + 1:
             raise DataError(f"kmeans needs more sessions than k_max={c.k_max}, but got {len(frame)}")

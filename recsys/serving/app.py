@@ -16,11 +16,12 @@ import contextlib
 import hmac
 import os
 import threading
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-import orjson
 import pandas as pd
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -159,7 +160,7 @@ class FastPath:
 def _bearer_check(holder: ServiceHolder):
     bearer = HTTPBearer(auto_error=False, description=f"admin token from ${ADMIN_TOKEN_ENV}")
 
-    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         expected = os.environ.get(ADMIN_TOKEN_ENV, "")
         if not expected:
             raise HTTPException(401, f"admin endpoints are disabled: start the service with ${ADMIN_TOKEN_ENV} set",
@@ -208,7 +209,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         msgs = [f"{' '.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": "; ".join(msgs) or "invalid request",
-                                                      "errors": orjson.loads(orjson.dumps(exc.errors(), default=str))})
+                                                      "errors": jsonable_encoder(exc.errors())})
 
     @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors,
              tags=["recommend"], summary="top-k items for a user (unknown users: most popular items)")
@@ -258,7 +259,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
 
     @api.post("/segments", response_model=PredictorAnswer, responses=errors, tags=["segment"],
               summary="assign sessions (feature objects) to behavioural segments")
-    def segments(body: SegmentRequest = Body()) -> dict[str, Any]:
+    def segments(body: SegmentRequest) -> dict[str, Any]:
         model = _require(holder.state, "segment", cfg.alias, cfg.models)
         return {"model": model.info, "results": _predict(model, pd.DataFrame(body.sessions), {})}
 
@@ -290,7 +291,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
     async def reload() -> JSONResponse:
         try:
             out = await asyncio.to_thread(holder.reload)
-        except Exception as exc:  # the old state keeps serving; say why
+        except Exception as exc:  # noqa: BLE001 - the old state keeps serving; say why
             return JSONResponse({"detail": f"reload failed, still serving the previous models: {exc}"}, 503)
         return JSONResponse(out)
 
@@ -310,8 +311,8 @@ async def _poll(holder: ServiceHolder) -> None:
     while True:
         try:
             await asyncio.to_thread(holder.reload)
-        except Exception:  # logged by reload; keep serving and try again later
-            pass
+        except Exception:  # noqa: BLE001 - logged by reload; keep serving and try again later
+            _log.debug("alias poll failed; next try in %ss", interval)
         if interval <= 0 and holder.state.loaded:
             return
         await asyncio.sleep(interval if interval > 0 else 1.0)

@@ -10,13 +10,12 @@ import os
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from recsys.serving.app import serve
-    from recsys.serving.loader import ServeConfig
-    from recsys.tracking import resolve_tracking_uri
-
     from pydantic import ValidationError
 
     from recsys.errors import ConfigError
+    from recsys.serving.app import serve
+    from recsys.serving.loader import ServeConfig
+    from recsys.tracking import resolve_tracking_uri
 
     try:
         config = ServeConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),

@@ -212,7 +212,7 @@ class ModelLoader:
                     pred = load_predictor(folder)
                     models.append(LoadedModel(name=name, alias=cfg.alias, version=ref.version, run_id=ref.run_id,
                                               task=getattr(pred, "task", "recommend"), predictor=pred, folder=folder))
-                except Exception as exc:  # one broken version must not take the others (or the old one) down
+                except Exception as exc:  # noqa: BLE001 - one broken version must not take the others (or the old one) down
                     _log.exception("could not load %s@%s", name, cfg.alias)
                     errors[name] = f"{type(exc).__name__}: {exc}"
                     if name in prev:

@@ -290,7 +290,8 @@ class AudiencePredictor(Predictor):
     def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         col = next((c for c in ("item_id", "product_id") if c in frame.columns), None)
         if col is None:
-            raise RecsysError(f"input must have an `item_id` (or `product_id`) column, got columns {list(frame.columns)}")
+            raise RecsysError(f"input must have an `item_id` (or `product_id`) column, got columns "
+                              f"{list(frame.columns)}")
         n = int((params or {}).get("n") or self.default_n)
         if not 0 < n <= self.depth:
             raise RecsysError(f"n must be in [1, {self.depth}] (the precomputed audience depth, task_params.cache_n), "

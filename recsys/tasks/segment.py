@@ -44,7 +44,8 @@ class DriftConfig(StrictModel):
     """Assign a later period's sessions (temporal split by session start) to the fitted clusters and compare."""
 
     enabled: bool = Field(True, description="fit on the earlier sessions and measure drift on the later ones")
-    later_share: float = Field(0.25, gt=0, lt=1, description="share of the latest sessions held out as the later period")
+    later_share: float = Field(0.25, gt=0, lt=1,
+                               description="share of the latest sessions held out as the later period")
     psi_threshold: float = Field(0.2, gt=0, description="cluster-mix PSI above this sets tag drift_warning=true")
     js_threshold: float | None = Field(None, gt=0, le=1, description="optional: JS divergence above this also warns")
 
@@ -53,7 +54,8 @@ class SegmentParams(StrictModel):
     """`task_params` of a segment experiment."""
 
     sessions: SessionSourceConfig = Field(default_factory=SessionSourceConfig)
-    features: list[str] | None = Field(None, min_length=1, description="features to cluster on; default all the source's")
+    features: list[str] | None = Field(None, min_length=1,
+                                       description="features to cluster on; default all the source's")
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
@@ -106,9 +108,9 @@ class SegmentTask(Task):
         source = params.sessions.source
         dumped = params.model_dump(mode="json")
         dumped["sessions"] = {k: v for k, v in dumped["sessions"].items() if k in ("source", source)}
+        run_params = {**flatten(dumped, "task_params."), "split.method": "temporal" if later_mask.any() else "none"}
         ctx = TaskContext(cfg=cfg, dataset_name=table.name, fingerprint=table.fingerprint(),
-                          split_fingerprint=split_fp, params={**flatten(dumped, "task_params."),
-                                                              "split.method": "temporal" if later_mask.any() else "none"})
+                          split_fingerprint=split_fp, params=run_params)
         ctx.stats = {"n_sessions": len(sessions), "n_reference": len(reference), "n_later": len(later),
                      "conversion_rate": float(sessions["converted"].mean()), "features": features, **table.info}
         if "true_type" in sessions:

@@ -61,6 +61,7 @@ class MlflowTracker:
         env_run = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run is the parent
         if env_run:
             run = mlflow.start_run(run_id=env_run)
+            os.environ.pop("MLFLOW_RUN_ID", None)  # else the next nested start_run resumes this run
             # mlflow resumes $MLFLOW_RUN_ID on the next start_run(): without this the first model run would be
             # the parent run itself (no nesting, its tags and metrics overwritten)
             os.environ.pop("MLFLOW_RUN_ID", None)
@@ -107,7 +108,10 @@ class MlflowTracker:
 
     def _log_inputs(self) -> None:
         for ds, context in self._datasets:
-            mlflow.log_input(ds, context=context)
+            try:
+                mlflow.log_input(ds, context=context)
+            except mlflow.exceptions.MlflowException as exc:  # e.g. two workers registering one dataset at once
+                _log.warning("could not log dataset %s as an input: %s", ds.name, exc)
 
     # children ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager

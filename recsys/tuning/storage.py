@@ -46,7 +46,11 @@ def redact(url: str) -> str:
 def open_storage(url: str, heartbeat: Heartbeat,
                  on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> RDBStorage:
     """RDB storage with heartbeats; a stale trial is failed, `on_stale` runs, then it is re-queued (max_retry)."""
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)
 
     def stale(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_stale is not None:
@@ -56,8 +60,6 @@ def open_storage(url: str, heartbeat: Heartbeat,
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat.interval,

@@ -30,7 +30,6 @@ from recsys.tuning.storage import (Heartbeat, directions, make_pruner, make_samp
 
 _log = get_logger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -143,7 +142,7 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, timeout
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        optuna.storages.fail_stale_trials(study)
+        _fail_stale(study)
         trials = study.get_trials(deepcopy=False)
         done = sum(t.state in DONE for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -160,7 +159,7 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, timeout
 
 def reconcile(study: optuna.Study, log: Any) -> None:
     """Fail stale trials (their callback closes the dead worker's runs); close leftover RUNNING MLflow runs."""
-    optuna.storages.fail_stale_trials(study)
+    _fail_stale(study)
     if log is None:
         return
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
@@ -199,6 +198,12 @@ def _tuning_log(tracker: Any):
     from recsys.tracking.optuna_tracking import TuningLog
 
     return TuningLog(tracker)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _n_done(study: optuna.Study) -> int:

@@ -1,0 +1,86 @@
+"""`mlflow models serve -m models:/<name>@champion` answers /invocations with the in-process top-K."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from recsys.experiment import run_experiment
+from recsys.tracking import MlflowTracker
+from recsys.config.policy import PolicyConfig
+from recsys.tracking.registry import promote
+
+NAME = "recsys-tiny-serving"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status
+
+
+def test_served_champion_returns_the_same_top_k_as_in_process_predict(mlflow_uri, tiny_config, tmp_path):
+    cfg = tiny_config(registry={"model_name": NAME},
+                      models=[{"name": "popularity"},
+                              {"name": "als", "params": {"factors": 8, "iterations": 5, "num_threads": 1}}])
+    res = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
+    assert promote(MlflowClient(mlflow_uri), NAME, policy=PolicyConfig())["decision"] == "promoted"
+
+    known = [str(u) for u in res.context.state["target"].user_ids[:4]]
+    users = [*known, "no-such-user"]  # the last one is served by the cold-start fallback
+    uri = f"models:/{NAME}@champion"
+    expected = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"user_id": users}), params={"k": 5})
+
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
+                             "-p", str(port), "-h", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"server exited: {(tmp_path / 'serve.log').read_text()[-2000:]}"
+            try:
+                if _get(f"http://127.0.0.1:{port}/ping") == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "server not ready within 120 s"
+            time.sleep(0.5)  # readiness poll
+        body = json.dumps({"dataframe_records": [{"user_id": u} for u in users], "params": {"k": 5}}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            served = pd.DataFrame(json.loads(resp.read())["predictions"])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    cols = ["user_id", "item_id", "rank", "reason"]
+    assert served[cols].to_dict("records") == expected[cols].to_dict("records")
+    assert (served.groupby("user_id").size() == 5).all() and set(served["user_id"]) == set(users)
+    assert served["score"].to_numpy() == pytest.approx(expected["score"].to_numpy())

@@ -1,0 +1,129 @@
+"""Tuning never reads the test split; search-space errors name the parameter and the rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Split
+from recsys.errors import ConfigError
+from recsys.tasks import get_task
+
+ALS_SEARCH = {"regularization": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+              "factors": {"type": "int", "low": 4, "high": 24}}
+
+
+class Untouchable:
+    """Stands in for the test part: any attribute access fails the test."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"tuning read the test part ({name!r})")
+
+
+def _poisoned(ctx, rng: np.random.Generator):
+    """Same context, but the test rows are garbage (random users/items, other timestamps) and the test
+    evaluation target refuses any access."""
+    split: Split = ctx.state["split"]
+    test = split.test.copy()
+    test["user_id"] = rng.permutation(test["user_id"].to_numpy())
+    test["item_id"] = rng.choice(split.train["item_id"].unique(), size=len(test))
+    test["timestamp"] = test["timestamp"] + 10**6
+    ctx.state["split"] = Split(train=split.train, test=test, method=split.method, audit={})
+    ctx.state["target"] = Untouchable()
+    return ctx
+
+
+def _values(res_storage: str, ctx, entry, n: int) -> list[tuple[float, dict]]:
+    import optuna
+
+    from recsys.tuning import tune_model
+
+    res = tune_model(get_task("recommend"), ctx, entry, storage=res_storage, n_trials=n)
+    study = optuna.load_study(study_name=res.study_name, storage=res_storage)
+    return [(t.value, t.params) for t in study.get_trials(deepcopy=False)]
+
+
+def test_trial_values_do_not_depend_on_the_test_part(tiny_config, tmp_path, rng) -> None:
+    cfg = tiny_config(models=[{"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1},
+                               "search": ALS_SEARCH, "pruner": "none"}])
+    entry = cfg.models[0]
+    task = get_task("recommend")
+    clean = _values(f"sqlite:///{tmp_path / 'clean.db'}", task.prepare(cfg), entry, 3)
+    poisoned = _values(f"sqlite:///{tmp_path / 'poisoned.db'}", _poisoned(task.prepare(cfg), rng), entry, 3)
+    assert len(clean) == 3
+    assert poisoned == clean
+    # and the test part does matter for the final evaluation: the poisoned context cannot be evaluated
+    with pytest.raises(AssertionError, match="read the test part"):
+        task.run_model(_poisoned(task.prepare(cfg), rng), entry, tmp_path / "final", store=False)
+
+
+@pytest.mark.parametrize("search, words", [
+    ({"factors": {"type": "int", "low": 64, "high": 8}}, ["factors", "low", "< `high`"]),
+    ({"regularization": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, ["regularization", "log=true", "low > 0"]),
+    ({"factors": {"type": "int", "low": 0, "high": 8}}, ["factors", "value 0", "'als'"]),
+    ({"factor": {"type": "int", "low": 4, "high": 8}}, ["factor", "not a parameter of model 'als'", "factors"]),
+    ({"factors": {"type": "categorical", "choices": []}}, ["factors", "choices"]),
+    ({"factors": {"type": "int", "low": 4.5, "high": 8}}, ["factors", "integer `low`"]),
+    ({"factors": {"type": "uniform", "low": 4, "high": 8}}, ["factors", "type"]),
+])
+def test_search_space_errors_name_parameter_and_rule(tiny_config, search, words) -> None:
+    with pytest.raises(ConfigError) as err:
+        tiny_config(models=[{"name": "als", "search": search}])
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_multi_objective_needs_explicit_selection_rule(tiny_config) -> None:
+    base = {"name": "als", "search": ALS_SEARCH, "metric": ["ndcg_at_10", "catalog_coverage_at_10"]}
+    with pytest.raises(ConfigError, match="needs an explicit `select` rule"):
+        tiny_config(models=[base])
+    with pytest.raises(ConfigError, match="not tuning metrics"):
+        tiny_config(models=[{**base, "select": {"metric": "recall_at_10"}}])
+    with pytest.raises(ConfigError, match="one direction per metric"):
+        tiny_config(models=[{**base, "select": {"metric": "ndcg_at_10"}, "directions": ["maximize"]}])
+
+
+def test_study_name_follows_the_search_space_not_the_budget(tiny_config) -> None:
+    from recsys.tuning.storage import study_name
+
+    cfg = tiny_config(models=[{"name": "als", "search": ALS_SEARCH, "n_trials": 5}])
+    more = tiny_config(models=[{"name": "als", "search": ALS_SEARCH, "n_trials": 50}])
+    wider = tiny_config(models=[{"name": "als", "n_trials": 5,
+                                 "search": {**ALS_SEARCH, "factors": {"type": "int", "low": 4, "high": 64}}}])
+    assert study_name(cfg, cfg.models[0]) == study_name(more, more.models[0])
+    assert study_name(cfg, cfg.models[0]) != study_name(wider, wider.models[0])
+    assert study_name(cfg, cfg.models[0]).startswith("tiny.als.")
+
+
+def test_multi_objective_logs_pareto_front_and_picks_by_rule(tiny_config, mlflow_uri, tmp_path) -> None:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from recsys.experiment import run_experiment
+    from recsys.tracking import MlflowTracker
+    from recsys.tuning import make_tuner
+
+    cfg = tiny_config(models=[{"name": "item_knn", "params": {"num_threads": 1}, "n_trials": 5,
+                               "metric": ["ndcg_at_10", "catalog_coverage_at_10"],
+                               "select": {"metric": "catalog_coverage_at_10"},
+                               "search": {"k_neighbors": {"type": "int", "low": 2, "high": 100, "log": True},
+                                          "similarity": ["cosine", "bm25"]}}],
+                      registry={"enabled": False})
+    storage = f"sqlite:///{tmp_path / 'mo.db'}"
+    result = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri, log_models=False),
+                            tuner=make_tuner(storage=storage), tune_models={"item_knn"})
+    client = MlflowClient(mlflow_uri)
+    model_run = client.get_run(result.run_ids["item_knn"])
+    study = optuna.load_study(study_name=model_run.data.tags["optuna.study_name"], storage=storage)
+    front = study.best_trials
+    chosen = max(front, key=lambda t: (t.values[1], -t.number))
+    assert {k: result.results[0].entry.params[k] for k in chosen.params} == chosen.params
+    tuning = client.get_run(model_run.data.tags["tuning_run_id"])
+    files = {a.path for a in client.list_artifacts(tuning.info.run_id)}
+    assert {"pareto.csv", "study_summary.json", "trials.csv"} <= files
+    pareto = pd.read_csv(client.download_artifacts(tuning.info.run_id, "pareto.csv", str(tmp_path)))
+    assert sorted(pareto["trial"]) == sorted(t.number for t in front)
+    assert pareto.loc[pareto["selected"], "trial"].tolist() == [chosen.number]
+    plots = {a.path for a in client.list_artifacts(tuning.info.run_id, "plots")}
+    assert "plots/pareto_front.png" in plots

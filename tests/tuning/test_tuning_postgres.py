@@ -1,0 +1,157 @@
+"""Team mode: two `recsys tune` workers share one study on PostgreSQL, logging to an `mlflow server` on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+N_TRIALS = 6
+CONFIG = {
+    "name": "tune-team",
+    "seed": 5,
+    "data": {"source": "synthetic", "synthetic": {"n_users": 300, "n_items": 120, "n_categories": 5,
+                                                  "mean_interactions": 12}},
+    "split": {"method": "temporal", "test_size": 0.2},
+    "metrics": {"k": [10]},
+    "models": [{"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1}, "n_trials": N_TRIALS,
+                "pruner": "none",
+                "search": {"regularization": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+                           "factors": {"type": "int", "low": 4, "high": 16}}}],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _wait(check, what: str, proc: subprocess.Popen | None = None, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited with rc={proc.returncode}")
+        assert time.monotonic() < deadline, f"{what} not ready within {seconds}s"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL cluster on a free loopback port; yields its base URL."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
+    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))  # outside pytest's root-only tmp tree
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+    port = _free_port()
+    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
+                   check=True, capture_output=True)
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE mlflow")
+            cur.execute("CREATE DATABASE optuna")
+        conn.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"  # SQLAlchemy 2.1 defaults to psycopg 3
+    finally:
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def mlflow_server(postgres, tmp_path):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow", "--serve-artifacts",
+           "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]
+    log = open(tmp_path / "mlflow-server.log", "wb")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait(healthy, "mlflow server", server)
+        yield url
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        log.close()
+
+
+def test_two_workers_share_one_postgres_study(mlflow_server, postgres, tmp_path, monkeypatch) -> None:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from recsys.config import load_config
+    from recsys.tuning.storage import study_name
+
+    cfg_path = tmp_path / "team.yaml"
+    cfg_path.write_text(yaml.safe_dump(CONFIG))
+    cfg = load_config(cfg_path)
+    name = study_name(cfg, cfg.models[0])
+    storage = f"{postgres}/optuna"
+    client = MlflowClient(mlflow_server)
+    exp_id = client.create_experiment(CONFIG["name"])  # created once, as a team would before starting workers
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "RECSYS_OPTUNA_STORAGE": storage,
+           "RECSYS_PROGRESS": "0"}
+    env.pop("MLFLOW_RUN_ID", None)
+    cmd = [sys.executable, "-m", "recsys.cli", "tune", str(cfg_path), "--model", "als", "--heartbeat-interval", "2",
+           "--no-log-model"]
+    workers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=240)[0].decode() for w in workers]
+    for i, (w, out) in enumerate(zip(workers, outputs)):
+        (tmp_path / f"worker{i}.log").write_text(out)
+        assert w.returncode == 0, out[-3000:]
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == N_TRIALS
+    assert len({t.number for t in trials}) == len(trials)
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+
+    runs = client.search_runs([exp_id], max_results=1000)
+    assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
+    tuning = [r for r in runs if r.data.tags.get("role") == "tuning"]
+    assert len(tuning) == 2 and {r.data.tags["worker.pid"] for r in tuning} == {str(w.pid) for w in workers}
+    trial_runs = [r for r in runs if r.data.tags.get("role") == "trial"]
+    numbers = sorted(int(r.data.tags["optuna.trial_number"]) for r in trial_runs if r.data.tags["state"] == "COMPLETE")
+    assert numbers == sorted(t.number for t in complete)  # every trial exactly once in MLflow
+    tuning_ids = {r.info.run_id for r in tuning}
+    assert all(r.data.tags["mlflow.parentRunId"] in tuning_ids for r in trial_runs)
+    for t in complete:
+        run = next(r for r in trial_runs if r.data.tags["optuna.trial_number"] == str(t.number))
+        assert run.data.metrics["val_ndcg_at_10"] == pytest.approx(t.value)
