@@ -43,7 +43,7 @@ class Guardrail(_Strict):
     max_drop_absolute: float | None = Field(None, ge=0, description="largest allowed degradation in metric units")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "Guardrail":
+    def _one_bound(self) -> Guardrail:
         if self.max_drop_relative is None and self.max_drop_absolute is None:
             raise ValueError(f"guardrail on {self.metric!r} needs max_drop_relative or max_drop_absolute "
                              "(e.g. max_drop_relative: 0.1)")

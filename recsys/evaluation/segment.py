@@ -130,7 +130,7 @@ def name_clusters(profile: pd.DataFrame, overall: pd.DataFrame, features: list[s
     the profile was computed on, with `converted`). Rules, first match wins: conversion >= 50% -> high-intent
     buyers; intent signals (cart/checkout/page value) well above average -> cart abandoners (warm prospects when
     they also convert well above average); one page per visit or a high bounce rate -> bouncers; engagement
-    (page views, time, products) well above average -> engaged researchers; below average -> quick browsers;
+    (page views, time, products) above average -> engaged researchers; below average -> quick browsers;
     otherwise casual browsers. Repeated names get the most distinctive feature appended."""
     mu = overall[features].mean()
     sd = overall[features].std().replace(0, 1.0)
@@ -150,7 +150,7 @@ def name_clusters(profile: pd.DataFrame, overall: pd.DataFrame, features: list[s
             name = "warm prospects" if conv == conv and conv > max(2 * base_conv, 0.1) else "cart abandoners"
         elif one_page or bouncy:
             name = "bouncers"
-        elif engage == engage and engage > 0.75:
+        elif engage == engage and engage > 0.4:
             name = "engaged researchers"
         elif engage == engage and engage < -0.4:
             name = "quick browsers"

@@ -135,12 +135,15 @@ class Activity(AudienceModel):
 class ActivityAffinityConfig(ActivityConfig):
     smoothing: float = Field(5.0, ge=0, description="pseudo-interactions pulling a user's category share to the "
                                                     "global share (0 = raw shares)")
-    affinity_power: float = Field(1.0, ge=0, description="score = engagement * affinity ** affinity_power")
+    affinity_power: float = Field(1.0, ge=0, description="score = (engagement + engagement_floor) * affinity ** "
+                                                         "affinity_power")
+    engagement_floor: float = Field(0.01, ge=0, description="added to engagement so the least engaged users "
+                                                            "(normalised to 0) are still ranked by affinity")
 
 
 @register
 class ActivityAffinity(Activity):
-    """Engagement times the user's smoothed affinity to the product's category:
+    """(Engagement + engagement_floor) times the user's smoothed affinity to the product's category:
     affinity(u, c) = (n_uc + smoothing * share_c) / (n_u + smoothing). Products without a known category get plain
     engagement; products nobody interacted with are still answered when their catalog category is known."""
 
@@ -190,7 +193,8 @@ class ActivityAffinity(Activity):
         return out
 
     def _scores(self, item_idx: np.ndarray) -> np.ndarray:
-        return self.engagement_[None, :] * self.affinity(item_idx) ** self.config.affinity_power
+        eng = self.engagement_ + self.config.engagement_floor
+        return eng[None, :] * self.affinity(item_idx) ** self.config.affinity_power
 
     def _state(self):
         uc = self.user_category_

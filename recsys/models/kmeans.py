@@ -150,6 +150,7 @@ class KMeansSegmenter(Segmenter):
         """Centroids in the features' original units (k rows)."""
         self._check_fitted("centroids_")
         vals = self.preprocessor_.inverse(self.centroids_)
+        vals[np.abs(vals) < 1e-9] = 0.0  # float noise around zero (e.g. expm1 of -1e-17)
         out = pd.DataFrame(vals, columns=self.preprocessor_.features)
         out.insert(0, "cluster", np.arange(len(out)))
         return out

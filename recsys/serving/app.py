@@ -17,7 +17,7 @@ import hmac
 import os
 import threading
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -29,12 +29,13 @@ from pydantic import BaseModel, Field
 
 from recsys.errors import RecsysError
 from recsys.logging import get_logger
-from recsys.serving.loader import JSON_HEADERS, LoadedModel, ModelLoader, ServeConfig, ServingState
+from recsys.serving.loader import LoadedModel, ModelLoader, ServeConfig, ServingState
 
 _log = get_logger(__name__)
 
 ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"
 USER_PREFIX, USER_SUFFIX = "/users/", "/recommendations"
+MAX_ID_LEN = 256
 
 
 class ModelRef(BaseModel):
@@ -85,7 +86,8 @@ class ModelsInfo(BaseModel):
     models: list[LoadedModelInfo]
     tasks: dict[str, str] = Field(description="task -> registered model answering it")
     missing: list[str] = Field(description="configured models with no version holding the alias")
-    errors: dict[str, str]
+    errors: dict[str, str] = Field(description="model name -> why its alias version could not be loaded")
+    last_reload_error: str | None = Field(description="why the last reload failed (the previous models kept serving)")
 
 
 class Message(BaseModel):
@@ -148,19 +150,21 @@ class FastPath:
                         k = -1
                     cached = index.cache.get(k)
                     if cached is not None:
-                        body = cached.get(path[len(USER_PREFIX):-len(USER_SUFFIX)])
-                        if body is not None:
-                            await send({"type": "http.response.start", "status": 200,
-                                        "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
-                            await send({"type": "http.response.body", "body": body})
+                        user_id = path[len(USER_PREFIX):-len(USER_SUFFIX)]
+                        messages = cached.get(user_id)
+                        if messages is None and 0 < len(user_id) <= MAX_ID_LEN and "/" not in user_id:
+                            messages = index.cold_start_messages(user_id, k)  # what the route would answer
+                        if messages is not None:
+                            await send(messages[0])
+                            await send(messages[1])
                             return
         await self.app(scope, receive, send)
 
 
-def _bearer_check(holder: ServiceHolder):
+def _bearer_check():
     bearer = HTTPBearer(auto_error=False, description=f"admin token from ${ADMIN_TOKEN_ENV}")
 
-    def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    def check(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
         expected = os.environ.get(ADMIN_TOKEN_ENV, "")
         if not expected:
             raise HTTPException(401, f"admin endpoints are disabled: start the service with ${ADMIN_TOKEN_ENV} set",
@@ -202,7 +206,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
     api = FastAPI(title="recsys serving", version="1", lifespan=lifespan,
                   description=f"Models holding alias `{cfg.alias}` among {list(cfg.models)} "
                               f"in the registry at the configured tracking URI.")
-    admin = _bearer_check(holder)
+    admin = _bearer_check()
     errors = {404: {"model": Message}, 422: {"model": Invalid}, 503: {"model": Message}}
 
     @api.exception_handler(RequestValidationError)
@@ -213,7 +217,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
 
     @api.get("/users/{user_id}/recommendations", response_model=Recommendations, responses=errors,
              tags=["recommend"], summary="top-k items for a user (unknown users: most popular items)")
-    async def recommendations(user_id: str = Path(min_length=1, max_length=256),
+    async def recommendations(user_id: str = Path(min_length=1, max_length=MAX_ID_LEN),
                         k: int | None = Query(None, ge=1, le=cfg.max_k,
                                               description="list length; default the model's k")) -> Response:
         state = holder.state
@@ -223,7 +227,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
 
     @api.get("/items/{item_id}/similar", response_model=SimilarItems, responses=errors, tags=["recommend"],
              summary="the k items most like an item (from the recommend champion)")
-    async def similar(item_id: str = Path(min_length=1, max_length=256),
+    async def similar(item_id: str = Path(min_length=1, max_length=MAX_ID_LEN),
                 k: int | None = Query(None, ge=1, le=cfg.max_k)) -> Response:
         state = holder.state
         model = _require(state, "recommend", cfg.alias, cfg.models)
@@ -239,7 +243,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
 
     @api.get("/products/{product_id}/audience", response_model=PredictorAnswer, responses=errors,
              tags=["audience"], summary="the n users a merchant should target for a product")
-    def audience(product_id: str = Path(min_length=1, max_length=256),
+    def audience(product_id: str = Path(min_length=1, max_length=MAX_ID_LEN),
                  n: int = Query(100, ge=1, le=10000)) -> dict[str, Any]:
         model = _require(holder.state, "audience", cfg.alias, cfg.models)
         rows = _predict(model, pd.DataFrame({"item_id": [product_id], "product_id": [product_id]}), {"n": n})
@@ -283,7 +287,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         state = holder.state
         return {"alias": cfg.alias, "models": [m.describe() for m in state.models],
                 "tasks": {t: m.name for t, m in state.by_task.items()}, "missing": list(state.missing),
-                "errors": state.errors}
+                "errors": state.errors, "last_reload_error": holder.last_error}
 
     @api.post("/admin/reload", dependencies=[Depends(admin)], tags=["admin"],
               responses={401: {"model": Message}, 503: {"model": Message}},
@@ -325,8 +329,8 @@ def build_app(config: ServeConfig) -> FastPath:
 
 
 def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the service with uvicorn (uvloop + httptools, one worker, no access log)."""
+    """Run the service with uvicorn (uvloop + httptools, one worker, no access log, no proxy-header rewriting)."""
     import uvicorn
 
     uvicorn.run(build_app(config), host=host, port=port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="on")
+                log_level="warning", lifespan="on", proxy_headers=False, server_header=False)

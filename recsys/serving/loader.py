@@ -112,10 +112,13 @@ class RecommendIndex:
             self.sim_items, self.sim_scores = _batched(lambda idx: model.similar(idx, self.k_max), n_items, batch_size)
         except NotImplementedError:
             self.sim_items = self.sim_scores = None
-        # pre-serialised responses for the cached k values: {k: {user_id: body}}
-        self.cache: dict[int, dict[str, bytes]] = {
-            k: {uid: self.render_user(uid, pos, k) for uid, pos in self.user_pos.items()}
+        self.fallback_tails: dict[int, bytes] = {}
+        # complete ASGI messages for the cached k values: {k: {user_id: (response.start, response.body)}}
+        self.cache: dict[int, dict[str, tuple[dict, dict]]] = {
+            k: {uid: asgi_messages(self.render_user(uid, pos, k)) for uid, pos in self.user_pos.items()}
             for k in sorted({*cache_k, self.default_k}) if k <= self.k_max}
+        # unknown users: the answer is '{"user_id":' + the id + one tail per k (the same popular items for all)
+        self.fallback_tails.update({k: self._fallback_tail(k) for k in self.cache})
         _log.info("precomputed %s v%s: %d users x top-%d, %d items%s, cached k=%s in %.1fs", entry.name,
                   entry.version, n_users, self.k_max, n_items, "" if self.sim_items is not None else " (no similar)",
                   sorted(self.cache), time.perf_counter() - t0)
@@ -126,18 +129,30 @@ class RecommendIndex:
         return [{"item_id": self.item_ids[i], "score": s} for i, s in zip(ids, vals)]
 
     def render_user(self, user_id: str, pos: int, k: int) -> bytes:
-        if pos >= 0:
-            items, reason = self.items_json(self.top_items[pos], self.top_scores[pos], k), "personalised"
-        else:
-            items, reason = self.items_json(self.fallback_items, self.fallback_scores, k), "popular_items"
-        return orjson.dumps({"user_id": user_id, "k": k, "reason": reason, "fallback": pos < 0,
-                             "model": self.entry.info, "items": items})
+        if pos < 0:
+            tail = self.fallback_tails.get(k) or self._fallback_tail(k)
+            return b'{"user_id":' + orjson.dumps(user_id) + tail
+        return orjson.dumps({"user_id": user_id, "k": k, "reason": "personalised", "fallback": False,
+                             "model": self.entry.info,
+                             "items": self.items_json(self.top_items[pos], self.top_scores[pos], k)})
+
+    def _fallback_tail(self, k: int) -> bytes:
+        rest = orjson.dumps({"k": k, "reason": "popular_items", "fallback": True, "model": self.entry.info,
+                             "items": self.items_json(self.fallback_items, self.fallback_scores, k)})
+        return b"," + rest[1:]
+
+    def cold_start_messages(self, user_id: str, k: int) -> tuple[dict, dict] | None:
+        """ASGI messages of the popular-items answer for an unknown user at a cached k (None otherwise)."""
+        tail = self.fallback_tails.get(k)
+        if tail is None:
+            return None
+        return asgi_messages(b'{"user_id":' + orjson.dumps(user_id) + tail)
 
     def recommendations(self, user_id: str, k: int) -> bytes:
         """JSON for user `user_id` (unknown users get the most popular items with reason `popular_items`)."""
         cached = self.cache.get(k)
-        if cached is not None and (body := cached.get(user_id)) is not None:
-            return body
+        if cached is not None and (messages := cached.get(user_id)) is not None:
+            return messages[1]["body"]
         return self.render_user(user_id, self.user_pos.get(user_id, -1), min(k, self.k_max))
 
     def similar(self, item_id: str, k: int) -> bytes | None:
@@ -148,6 +163,13 @@ class RecommendIndex:
         return orjson.dumps({"item_id": item_id, "k": k, "reason": "neighbours", "fallback": False,
                              "model": self.entry.info,
                              "items": self.items_json(self.sim_items[pos], self.sim_scores[pos], min(k, self.k_max))})
+
+
+def asgi_messages(body: bytes) -> tuple[dict, dict]:
+    """The two ASGI messages of a 200 JSON response (built once; servers only read them)."""
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    return ({"type": "http.response.start", "status": 200, "headers": headers},
+            {"type": "http.response.body", "body": body})
 
 
 def _batched(fn, n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,5 +253,13 @@ class ModelLoader:
                     index = prev_index
                 else:
                     index = RecommendIndex(rec, cfg.max_k, cfg.cache_k, cfg.batch_size)
+            self._drop_folders_except({m.folder for m in models})
             return ServingState(models=tuple(models), by_task=by_task, recommend=index, missing=tuple(missing),
                                 errors=errors, loaded=True)
+
+    def _drop_folders_except(self, keep: set[Path]) -> None:
+        """Delete downloaded versions no longer served (their predictors live in memory until unreferenced)."""
+        keep_roots = {folder.relative_to(self._dir).parts[:2] for folder in keep if folder.is_relative_to(self._dir)}
+        for version_dir in self._dir.glob("*/v*"):
+            if version_dir.relative_to(self._dir).parts[:2] not in keep_roots:
+                shutil.rmtree(version_dir, ignore_errors=True)

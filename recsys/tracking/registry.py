@@ -12,7 +12,7 @@ import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
         _record(client, model_name, mv, decision)
         raise
     client.set_registered_model_alias(model_name, CHAMPION, mv.version)
-    _push_history(client, model_name, str(mv.version))
+    _push_history(client, model_name, str(mv.version), previous=decision["previous_champion"])
     if (chal := _alias_version(client, model_name, CHALLENGER)) is not None and str(chal.version) == str(mv.version):
         client.delete_registered_model_alias(model_name, CHALLENGER)
     decision.update(decision="promoted", reasons=[c.detail for c in checks])
@@ -187,6 +187,7 @@ def rollback(client: MlflowClient, model_name: str, reason: str = "") -> dict[st
     if cur is not None:
         client.set_model_version_tag(model_name, cur, "promotion.decision", "rolled_back")
         client.set_model_version_tag(model_name, cur, "promotion.rolled_back_at", at)
+        client.set_model_version_tag(model_name, cur, "promotion.reason", f"rolled back to v{target}: {reason}"[:4000])
     client.set_model_version_tag(model_name, target, "promotion.restored_at", at)
     _log.info("rolled back %s champion: version %s -> %s", model_name, cur, target)
     return record
@@ -237,10 +238,10 @@ def validate_candidate(client: MlflowClient, model_name: str, version: str) -> d
         out = model.predict(example)
         if len(out) == 0:
             raise ValueError(f"predict on the input example ({len(example)} rows) returned nothing")
-    except Exception as exc:  # anything that stops the model from serving refuses it
+    except Exception as exc:  # noqa: BLE001 - anything that stops the model from serving refuses it
         raise PromotionError(f"candidate {uri} failed to load or predict ({type(exc).__name__}: {exc}); "
                              f"`{CHAMPION}` was not moved. Re-run the experiment to log a healthy model") from None
-    return {"uri": uri, "input_rows": int(len(example)), "output_rows": int(len(out)), "ok": True}
+    return {"uri": uri, "input_rows": len(example), "output_rows": len(out), "ok": True}
 
 
 # evidence ---------------------------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ def reevaluate_version(client: MlflowClient, model_name: str, version: str, expe
         try:
             local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}", dst_path=tmp))
             model = Model.load(local / "artifacts" / "model")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
             raise PromotionError(f"cannot re-evaluate v{version} of {model_name!r}: its saved model does not "
                                  f"load ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, Recommender):
@@ -452,8 +453,10 @@ def _record(client: MlflowClient, model_name: str, mv, decision: dict[str, Any])
     client.update_model_version(model_name, version, description=f"{desc}\n\n{summary}".strip())
 
 
-def _push_history(client: MlflowClient, model_name: str, version: str) -> None:
+def _push_history(client: MlflowClient, model_name: str, version: str, previous: str | None = None) -> None:
     history = _history(client, model_name)
+    if previous is not None and (not history or history[-1] != previous):
+        history.append(previous)  # champion set outside `promote`: keep it reachable by rollback
     if not history or history[-1] != version:
         history.append(version)
     client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
@@ -473,7 +476,7 @@ def _resolve_version(client: MlflowClient, model_name: str, version: str | int |
             return client.get_model_version(model_name, str(version))
         return client.get_model_version_by_alias(model_name, CHALLENGER)
     except MlflowException:
-        what = f"version {version}" if version is not None else f"a `{CHALLENGER}` alias"
+        what = f"version {version}" if version is not None else f"version holding the `{CHALLENGER}` alias"
         raise PromotionError(f"registered model {model_name!r} has no {what}; run an experiment with "
                              "registry.enabled: true (or pass an existing --version)") from None
 
@@ -506,7 +509,7 @@ def _metrics_needed(primary: str, policy: PolicyConfig) -> set[str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _float(v: Any) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -46,8 +48,6 @@ def redact(url: str) -> str:
 def open_storage(url: str, heartbeat: Heartbeat,
                  on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> RDBStorage:
     """RDB storage with heartbeats; a stale trial is failed, `on_stale` runs, then it is re-queued (max_retry)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)
@@ -60,10 +60,20 @@ def open_storage(url: str, heartbeat: Heartbeat,
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat.interval,
-                          grace_period=heartbeat.grace_period, heartbeat_stale_trial_callback=stale)
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat.interval,
+                                  grace_period=heartbeat.grace_period, heartbeat_stale_trial_callback=stale)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers starting together on an empty database race to create Optuna's tables; the loser retries
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def study_name(cfg: ExperimentConfig, entry: ModelEntry) -> str:

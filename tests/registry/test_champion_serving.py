@@ -20,8 +20,6 @@ from mlflow.tracking import MlflowClient
 
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
-from recsys.config.policy import PolicyConfig
-from recsys.tracking.registry import promote
 
 NAME = "recsys-tiny-serving"
 
@@ -38,11 +36,15 @@ def _get(url: str) -> int:
 
 
 def test_served_champion_returns_the_same_top_k_as_in_process_predict(mlflow_uri, tiny_config, tmp_path):
-    cfg = tiny_config(registry={"model_name": NAME},
+    policy = str(Path(__file__).resolve().parents[2] / "configs/policies/default.yaml")
+    cfg = tiny_config(registry={"model_name": NAME, "policy": policy}, experiment={"auto_promote": True},
                       models=[{"name": "popularity"},
                               {"name": "als", "params": {"factors": 8, "iterations": 5, "num_threads": 1}}])
     res = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
-    assert promote(MlflowClient(mlflow_uri), NAME, policy=PolicyConfig())["decision"] == "promoted"
+    # experiment.auto_promote ran the gate at the end of the experiment: the first champion beat popularity
+    assert res.registry["promotion"]["decision"] == "promoted"
+    champion = MlflowClient(mlflow_uri).get_model_version_by_alias(NAME, "champion")
+    assert str(champion.version) == res.registry["version"]
 
     known = [str(u) for u in res.context.state["target"].user_ids[:4]]
     users = [*known, "no-such-user"]  # the last one is served by the cold-start fallback

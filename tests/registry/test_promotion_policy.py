@@ -6,12 +6,9 @@ needs under its own registered-model name, so tests do not share registry state.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -22,8 +19,14 @@ from recsys.errors import ConfigError, PromotionError
 from recsys.evaluation.recommend import build_target, evaluate_recommender
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
-from recsys.tracking.registry import (CHALLENGER, CHAMPION, promote, reevaluate_version, register_challenger,
-                                      validate_candidate)
+from recsys.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    promote,
+    reevaluate_version,
+    register_challenger,
+    validate_candidate,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 _STORE: dict = {}

@@ -73,6 +73,15 @@ def test_segment_experiment_logs_nested_runs_and_a_served_model(mlflow_uri):
     assert out.loc[0, "cluster_name"].startswith("bouncers")
     assert out["cluster"].between(0, k - 1).all()
 
+    # ... and is promoted like the other tasks' models, under the segment policy
+    from conftest import REPO
+
+    from recsys.tracking.registry import promote
+
+    decision = promote(client, cfg.registered_model_name, REPO / "configs" / "policies" / "segment.yaml")
+    assert decision["decision"] == "promoted", decision
+    assert client.get_model_version_by_alias(cfg.registered_model_name, "champion").version == version
+
 
 def test_segment_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="selection.metric.*ndcg_at_10.*silhouette"):

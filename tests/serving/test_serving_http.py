@@ -150,10 +150,14 @@ def test_recommendations_are_the_champions_top_k(served: Served, query: str, k: 
     assert scores == sorted(scores, reverse=True)
 
 
-def test_fast_path_and_fastapi_route_answer_identically(served: Served) -> None:
-    uid, _ = _known_user(served, 7)
-    assert served.get(f"/users/{uid}/recommendations?k=10")[1] == \
-        served.get(f"/users/{uid}/recommendations?k=10&x=")[1]
+@pytest.mark.parametrize("user", ["known", "new-user-42", "%C3%A9t%C3%A9%20x"])
+def test_fast_path_and_fastapi_route_answer_identically(served: Served, user: str) -> None:
+    """`?k=10` is answered from bytes by the fast path; an extra query parameter sends it through FastAPI."""
+    uid = _known_user(served, 7)[0] if user == "known" else user
+    fast = served.get(f"/users/{uid}/recommendations?k=10")
+    route = served.get(f"/users/{uid}/recommendations?k=10&x=")
+    assert fast == route and fast[0] == 200
+    assert fast[1]["fallback"] is (user != "known")
 
 
 def test_unknown_user_gets_popular_items_with_a_reason(served: Served) -> None:
