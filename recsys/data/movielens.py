@@ -92,21 +92,24 @@ def fetch(name: str, cache: Path) -> Path:
 
 
 def verify(zpath: Path, archive: Archive) -> None:
+    """Check the archive's SHA-256 (pinned, or recorded on first download next to the zip) and GroupLens' MD5."""
     sha, md5 = hashlib.sha256(), hashlib.md5()
     with open(zpath, "rb") as fh:
         while chunk := fh.read(1 << 20):
             sha.update(chunk)
             md5.update(chunk)
-    expected = [("sha256", archive.sha256, sha.hexdigest()), ("md5", archive.md5, md5.hexdigest())]
-    for kind, want, got in expected:
+    pin = zpath.with_name(zpath.name + ".sha256")
+    want_sha = archive.sha256 or (pin.read_text().strip() if pin.exists() else None)
+    for kind, want, got in (("sha256", want_sha, sha.hexdigest()), ("md5", archive.md5, md5.hexdigest())):
         if want and want != got:
             bad = zpath.with_suffix(".corrupt")
             shutil.move(zpath, bad)
             raise DataError(f"MovieLens {archive.name}: {kind} of {zpath.name} is {got}, expected {want}; "
                             f"the file was moved to {bad}; download again")
-    if not archive.sha256 and not archive.md5:
-        _log.warning("MovieLens %s: no published checksum known; sha256 of the archive is %s",
-                     archive.name, sha.hexdigest())
+    if not want_sha:
+        pin.write_text(sha.hexdigest() + "\n")
+        _log.warning("MovieLens %s: no SHA-256 pinned for this archive; recorded %s in %s (checked from now on)",
+                     archive.name, sha.hexdigest(), pin)
 
 
 def read(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

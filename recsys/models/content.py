@@ -11,8 +11,9 @@ the item vocabulary), so new items can be recommended and found from day one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp

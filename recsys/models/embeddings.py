@@ -18,9 +18,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -205,7 +206,7 @@ def encode(texts: Sequence[str], model_name: str = DEFAULT_MODEL, batch_size: in
         uniq_vecs[missing] = new
         if store is not None:
             store.put(uniq_keys[missing], new)
-    stats = EncodeStats(encoded=int(len(missing)), cached=int(found.sum()), seconds=time.perf_counter() - t0)
+    stats = EncodeStats(encoded=len(missing), cached=int(found.sum()), seconds=time.perf_counter() - t0)
     if store is not None:
         _log.info("embeddings %s: %d cache hits, %d misses encoded (%d texts, %.1fs; cache %s)", desc, stats.cached,
                   stats.encoded, len(texts), stats.seconds, store.folder)

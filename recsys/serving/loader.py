@@ -166,8 +166,8 @@ class RecommendIndex:
 
 
 def asgi_messages(body: bytes) -> tuple[dict, dict]:
-    """The two ASGI messages of a 200 JSON response (built once; servers only read them)."""
-    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    """The two ASGI messages of a 200 JSON response from the fast path (built once; servers only read them)."""
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), (b"x-recsys-cache", b"hit")]
     return ({"type": "http.response.start", "status": 200, "headers": headers},
             {"type": "http.response.body", "body": body})
 

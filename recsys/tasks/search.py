@@ -160,7 +160,7 @@ class QuerySet:
     def n_relevant(self) -> np.ndarray:
         return np.diff(self.relevant.indptr).astype(np.int64)
 
-    def subset(self, rows: np.ndarray) -> "QuerySet":
+    def subset(self, rows: np.ndarray) -> QuerySet:
         return QuerySet(self.texts[rows], self.kinds[rows], self.relevant[rows])
 
     def frame(self) -> pd.DataFrame:
@@ -187,7 +187,7 @@ def build_queries(dataset: Dataset, data: TrainData, kinds: list[str], params: S
                              shape=(len(keys), data.n_items))
     full = QuerySet(keys["query"].to_numpy(dtype=object), keys["kind"].to_numpy(dtype=object), relevant)
     order = r.permutation(len(full))
-    n_val = int(round(params.validation_share * len(full))) if len(full) > 1 else 0
+    n_val = round(params.validation_share * len(full)) if len(full) > 1 else 0
     return full.subset(np.sort(order[n_val:])), full.subset(np.sort(order[:n_val]))
 
 
@@ -284,7 +284,7 @@ class SearchTask(Task):
         ctx.state.update(data=data, queries=queries, validation_queries=validation, search=params, dataset=dataset)
         ctx.stats = {"items": int(data.n_items),
                      "items_without_interactions": int((data.item_popularity() == 0).sum()),
-                     "queries": int(len(queries)), "validation_queries": int(len(validation)),
+                     "queries": len(queries), "validation_queries": len(validation),
                      "queries_by_kind": frame[frame["part"] == "test"]["kind"].value_counts().to_dict(),
                      "relevant_per_query": {"mean": float(queries.n_relevant.mean()),
                                             "median": float(np.median(queries.n_relevant))},

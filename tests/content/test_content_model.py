@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,7 +44,7 @@ def topical_checkerboard() -> tuple[TrainData, pd.DataFrame]:
 
 class TestContentContract(RecommenderContract):
     model_name = "content"
-    params = {"index": "flat"}
+    params: ClassVar[dict] = {"index": "flat"}
 
     @pytest.fixture
     def data(self):
@@ -74,7 +76,7 @@ def test_new_item_is_recommended_to_a_user_of_its_topic(params):
     k_new, g_new = data.items.index(["k_new", "g_new"])
     assert pop[k_new] == 0 and pop[g_new] == 0, "the new items have no interactions"
     users = data.users.index(["cook", "gardener"])
-    items, scores = model.recommend(users, k=2)
+    items, _ = model.recommend(users, k=2)
     kitchen = set(data.items.index(["k1", "k2", "k3", "k4", "k_new"]))
     garden = set(data.items.index(["g1", "g2", "g3", "g4", "g_new"]))
     assert k_new in items[0] and set(items[0]) <= kitchen, data.items.id(items[0])
@@ -94,7 +96,7 @@ def test_recommend_removes_seen_and_matches_exact_ranking():
         valid = items[row][items[row] >= 0]
         assert not seen[u, valid].any()
         assert len(valid) == (~seen[u]).sum(), "every unseen item is reachable"
-    exact_items, exact_scores = Recommender.recommend(model, users, k=data.n_items)  # dense brute force
+    _, exact_scores = Recommender.recommend(model, users, k=data.n_items)  # dense brute force
     np.testing.assert_allclose(scores, exact_scores, atol=1e-5)
     profile = model.profiles(users)
     np.testing.assert_allclose(np.linalg.norm(profile, axis=1), 1.0, rtol=1e-5)

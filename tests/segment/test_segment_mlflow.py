@@ -80,7 +80,7 @@ def test_segment_experiment_logs_nested_runs_and_a_served_model(mlflow_uri):
 
     decision = promote(client, cfg.registered_model_name, REPO / "configs" / "policies" / "segment.yaml")
     assert decision["decision"] == "promoted", decision
-    assert client.get_model_version_by_alias(cfg.registered_model_name, "champion").version == version
+    assert str(client.get_model_version_by_alias(cfg.registered_model_name, "champion").version) == str(version)
 
 
 def test_segment_config_errors_name_the_key():

@@ -100,3 +100,16 @@ def test_google_extract_sessions_equal_distinct_visit_pairs():
     assert len(raw) > pairs  # the extract really has several rows per visit
     assert len(table.sessions) == pairs
     assert table.sessions["session_id"].is_unique
+
+
+def test_hit_file_with_column_mapping_matches_direct_aggregation(hits, tmp_path):
+    from recsys.data.sessions import HitsFileConfig, load_hits_file
+
+    path = tmp_path / "hits.csv"
+    hits.rename(columns={"session_id": "visit", "hit_number": "n"}).to_csv(path, index=False)
+    table = load_hits_file(HitsFileConfig(path=str(path), columns={"session_id": "visit", "hit_number": "n"}))
+    direct = aggregate_hits(hits)
+    pd.testing.assert_frame_equal(table.sessions[direct.columns].reset_index(drop=True), direct,
+                                  check_dtype=False)
+    with pytest.raises(DataError, match="not found"):
+        load_hits_file(HitsFileConfig(path=str(tmp_path / "missing.csv")))

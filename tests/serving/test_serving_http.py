@@ -49,7 +49,8 @@ class Served:
     run_id: str
     proc: subprocess.Popen
 
-    def get(self, path: str, headers: dict | None = None, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    def get(self, path: str, headers: dict | None = None, method: str = "GET", body: Any = None,
+            response_headers: dict | None = None) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             data = None if body is None else json.dumps(body)
@@ -57,6 +58,8 @@ class Served:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             raw = resp.read()
+            if response_headers is not None:
+                response_headers.update({k.lower(): v for k, v in resp.getheaders()})
             return resp.status, json.loads(raw) if raw else None
         finally:
             conn.close()
@@ -154,9 +157,12 @@ def test_recommendations_are_the_champions_top_k(served: Served, query: str, k: 
 def test_fast_path_and_fastapi_route_answer_identically(served: Served, user: str) -> None:
     """`?k=10` is answered from bytes by the fast path; an extra query parameter sends it through FastAPI."""
     uid = _known_user(served, 7)[0] if user == "known" else user
-    fast = served.get(f"/users/{uid}/recommendations?k=10")
-    route = served.get(f"/users/{uid}/recommendations?k=10&x=")
+    fast_headers: dict = {}
+    route_headers: dict = {}
+    fast = served.get(f"/users/{uid}/recommendations?k=10", response_headers=fast_headers)
+    route = served.get(f"/users/{uid}/recommendations?k=10&x=", response_headers=route_headers)
     assert fast == route and fast[0] == 200
+    assert fast_headers.get("x-recsys-cache") == "hit" and "x-recsys-cache" not in route_headers
     assert fast[1]["fallback"] is (user != "known")
 
 
