@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000, help="base vectors")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--spread", type=float, default=1.5, help="noise / centre norm of the topic clusters")
     parser.add_argument("--threads", type=int, default=0, help="threads for FAISS and numpy's BLAS; 0 = all")
     parser.add_argument("--k", type=int, default=10)

@@ -5,10 +5,11 @@ ids, and prints RPS, p50/p95/p99 latency and failures side by side as JSON (also
 benchmarks/results/serving.json). Scenarios:
 
   recsys cached     GET /users/{id}/recommendations           (fast path: pre-serialised bytes)
+  recsys cold       GET /users/{unknown id}/recommendations   (fast path: popular items, id spliced into bytes)
   recsys uncached   GET /users/{id}/recommendations?k=7       (FastAPI route, answer built from the top-K arrays)
   mlflow serve      POST /invocations {"dataframe_split": {"columns": ["user_id"], "data": [[id]]}, "params": {"k": 10}}
 
-    recsys run configs/quickstart.yaml && recsys registry promote recsys-quickstart   # a champion to serve
+    recsys run configs/quickstart.yaml && recsys registry promote -m recsys-quickstart   # a champion to serve
     python benchmarks/serving.py --model recsys-quickstart --duration 15 --connections 64
 
 Needs wrk (`apt-get install -y wrk`) or, failing that, locust (`pip install locust`).
@@ -167,7 +168,7 @@ def known_user_ids(tracking_uri: str, model: str, alias: str, n: int, seed: int)
     ref = resolve_alias(tracking_uri, model, alias)
     if ref is None:
         sys.exit(f"error: {model} has no version with alias {alias!r} in {tracking_uri}; run "
-                 f"`recsys run configs/quickstart.yaml` and `recsys registry promote {model}` first")
+                 f"`recsys run configs/quickstart.yaml` and `recsys registry promote -m {model}` first")
     with tempfile.TemporaryDirectory() as tmp:
         folder = download_model_folder(tracking_uri, ref, Path(tmp))
         ids = Vocabulary.load(folder / "users.parquet").ids
@@ -205,6 +206,8 @@ def main() -> None:
         wait_ready(f"http://127.0.0.1:{port}/ready", proc, 180)
         url = f"http://127.0.0.1:{port}"
         results["recsys serve (cached)"] = drive(tool, url, "recsys", user_ids, args)
+        cold = [f"new-user-{i}" for i in range(len(user_ids))]
+        results["recsys serve (cold-start users)"] = drive(tool, url, "recsys", cold, args)
         results["recsys serve (uncached k=7)"] = drive(tool, url, "recsys", user_ids, args, query="?k=7")
     finally:
         stop(proc)

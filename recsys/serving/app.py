@@ -25,7 +25,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from recsys.errors import RecsysError
 from recsys.logging import get_logger
@@ -73,6 +73,14 @@ class PredictorAnswer(BaseModel):
 class SegmentRequest(BaseModel):
     sessions: list[dict[str, float]] = Field(min_length=1, max_length=1000,
                                              description="one object of session features per session")
+    session_ids: list[str] | None = Field(None, description="optional ids, one per session, echoed back")
+
+    @model_validator(mode="after")
+    def _same_length(self) -> SegmentRequest:
+        if self.session_ids is not None and len(self.session_ids) != len(self.sessions):
+            raise ValueError(f"session_ids must have one id per session: got {len(self.session_ids)} ids "
+                             f"for {len(self.sessions)} sessions")
+        return self
 
 
 class LoadedModelInfo(ModelRef):
@@ -246,7 +254,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
     def audience(product_id: str = Path(min_length=1, max_length=MAX_ID_LEN),
                  n: int = Query(100, ge=1, le=10000)) -> dict[str, Any]:
         model = _require(holder.state, "audience", cfg.alias, cfg.models)
-        rows = _predict(model, pd.DataFrame({"item_id": [product_id], "product_id": [product_id]}), {"n": n})
+        rows = _predict(model, pd.DataFrame({"item_id": [product_id]}), {"n": n})
         if not rows:
             raise HTTPException(404, f"product {product_id!r} is unknown to {model.name} v{model.version} "
                                      f"and it has no fallback audience")
@@ -265,7 +273,10 @@ def create_api(holder: ServiceHolder) -> FastAPI:
               summary="assign sessions (feature objects) to behavioural segments")
     def segments(body: SegmentRequest) -> dict[str, Any]:
         model = _require(holder.state, "segment", cfg.alias, cfg.models)
-        return {"model": model.info, "results": _predict(model, pd.DataFrame(body.sessions), {})}
+        frame = pd.DataFrame(body.sessions)
+        if body.session_ids is not None:
+            frame.insert(0, "session_id", body.session_ids)
+        return {"model": model.info, "results": _predict(model, frame, {})}
 
     @api.get("/health", response_model=dict[str, str], tags=["ops"], summary="liveness")
     async def health() -> dict[str, str]:
