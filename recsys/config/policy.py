@@ -90,6 +90,9 @@ def load_policy(path: str | Path | None) -> PolicyConfig:
     if path is None:
         return PolicyConfig()
     path = Path(path)
+    project_copy = Path(__file__).resolve().parents[2] / path  # shipped policies, when run outside the repo
+    if not path.exists() and not path.is_absolute() and project_copy.exists():
+        path = project_copy
     if not path.exists():
         raise ConfigError(f"policy file {str(path)!r} does not exist; pass e.g. configs/policies/default.yaml")
     try:
