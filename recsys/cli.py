@@ -30,9 +30,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    import shlex
+    from recsys.config.loader import split_overrides
 
-    return [*args.overrides, *shlex.split(args.overrides_str or "")]
+    return [*args.overrides, *split_overrides(args.overrides_str or "")]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -59,9 +59,7 @@ def parse_overrides(overrides: Iterable[str] | str | None) -> list[tuple[str, An
     if overrides is None:
         return []
     if isinstance(overrides, str):
-        import shlex
-
-        overrides = shlex.split(overrides)
+        overrides = split_overrides(overrides)
     out = []
     for item in overrides:
         if not item.strip():
@@ -75,6 +73,15 @@ def parse_overrides(overrides: Iterable[str] | str | None) -> list[tuple[str, An
             parsed = value
         out.append((key.strip(), parsed))
     return out
+
+
+def split_overrides(text: str) -> list[str]:
+    """Split `"seed=7 models=[{name: random}, {name: als}]"` into pairs: a new pair starts only where a
+    whitespace is followed by `key=`, so YAML values may contain spaces. Outer quotes around a pair are dropped."""
+    import re
+
+    parts = [p for p in re.split(r"\s+(?=['\"]?[A-Za-z_][\w.]*=)", text.strip()) if p]
+    return [p[1:-1] if len(p) > 1 and p[0] == p[-1] and p[0] in "'\"" else p for p in parts]
 
 
 def apply_override(raw: dict, key: str, value: Any) -> None:

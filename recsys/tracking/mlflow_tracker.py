@@ -185,14 +185,18 @@ class MlflowTracker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "integer columns cannot hold missing values"
                 signature = infer_signature(example, output, params=params)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"model": str(result.model_dir)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_requirements(),
-        )
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the same hint again while validating the example
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_CODE),
+                artifacts={"model": str(result.model_dir)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_requirements(),
+            )
 
     def log_comparison(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
                        ctx: TaskContext) -> None:

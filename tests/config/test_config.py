@@ -77,6 +77,9 @@ def test_override_replaces_model_list():
 
 def test_override_string_form_and_errors():
     assert parse_overrides("seed=3 name=x") == [("seed", 3), ("name", "x")]
+    # the MLproject `overrides` parameter: YAML values may contain spaces
+    assert parse_overrides("models=[{name: random}, {name: als}] seed=4 'name=a b'") == [
+        ("models", [{"name": "random"}, {"name": "als"}]), ("seed", 4), ("name", "a b")]
     with pytest.raises(ConfigError, match="must look like key=value"):
         parse_overrides(["seed"])
     with pytest.raises(ConfigError, match="not a valid index"):
