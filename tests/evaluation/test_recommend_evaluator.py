@@ -1,0 +1,47 @@
+"""The recommend evaluator: unknown test users/items follow the config, relevant sets exclude training items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.tables import TrainData
+from recsys.evaluation import build_target, evaluate_recommender
+from recsys.models.catalog import create
+
+
+def train_test():
+    train = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": ["x", "y", "x", "z", "z"],
+                          "timestamp": [1, 2, 3, 4, 5], "event": "view", "weight": 1.0})
+    test = pd.DataFrame({"user_id": ["a", "a", "b", "new", "new"], "item_id": ["z", "x", "y", "x", "fresh"],
+                         "timestamp": [6, 7, 8, 9, 10]})
+    return TrainData.build(train), test
+
+
+def test_unknown_users_dropped_or_served_by_fallback():
+    data, test = train_test()
+    dropped = build_target(data, test, unknown_users="drop")
+    assert "new" not in set(dropped.user_ids)
+    kept = build_target(data, test, unknown_users="fallback")
+    assert "new" in set(kept.user_ids) and kept.info["users_fallback"] == 1
+    model = create("popularity").fit(data)
+    res = evaluate_recommender(model, data, kept, ks=[2])
+    recs = res.recommendations[res.recommendations["user_id"] == "new"].sort_values("rank")
+    pop_idx, _ = model.fallback(1, 2)
+    assert recs["item_id"].tolist() == list(data.items.id(pop_idx[0]))
+
+
+def test_relevant_items_exclude_training_items_and_unknown_items_follow_config():
+    data, test = train_test()
+    target = build_target(data, test, unknown_users="fallback", unknown_items="drop")
+    rel = {u: set(data.items.id(target.relevant[i].indices)) for i, u in enumerate(target.user_ids)}
+    assert rel["a"] == {"z"}  # 'x' was a training item of a
+    assert rel["new"] == {"x"}  # 'fresh' is unknown to training and dropped
+    keep = build_target(data, test, unknown_users="fallback", unknown_items="keep")
+    n_rel = dict(zip(keep.user_ids, keep.n_relevant))
+    assert n_rel["new"] == 2 and keep.info["relevant_unknown_item"] == 1  # counted, never hittable
+    model = create("popularity").fit(data)
+    res = evaluate_recommender(model, data, keep, ks=[3])
+    per = res.per_user.set_index("user_id")
+    assert per.loc["new", "recall_at_3"] <= 0.5
+    assert np.isfinite(res.metrics["ndcg_at_3"])
