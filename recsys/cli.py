@@ -119,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.log_level)
-    if args.tracking_uri is None:
-        args.tracking_uri = None
     try:
         return int(args.func(args) or 0)
     except RecsysError as exc:

@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
-from recsys.data.sessions import SessionSourceConfig, SessionTable, load_sessions, temporal_split
+from recsys.data.sessions import SessionSourceConfig, load_sessions, temporal_split
 from recsys.data.tables import frame_fingerprint
 from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.evaluation.segment import cluster_mix_drift, cluster_profile, feature_shift, name_clusters

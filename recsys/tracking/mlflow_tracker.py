@@ -16,7 +16,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from recsys.config.loader import config_hash, flatten
+from recsys.config.loader import config_hash
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
