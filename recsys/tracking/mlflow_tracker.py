@@ -100,7 +100,11 @@ class MlflowTracker:
         self._datasets = []
         for name, frame, context in ctx.inputs:
             try:
-                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # integer columns / source-guess hints
+                    ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
                 self._datasets.append((ds, context))
             except Exception as exc:  # dataset metadata is nice to have, never fatal
                 _log.warning("could not build MLflow dataset %s: %s", name, exc)
