@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +26,8 @@ _log = get_logger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# ids are never missing in our frames; MLflow's hint about integer columns is noise on every dataset/model log
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
 MAX_PARAM_LEN = 6000
 
 
