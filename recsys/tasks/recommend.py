@@ -10,6 +10,7 @@ import pandas as pd
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.evaluation.plots import plot_recommend_diagnostics
 from recsys.evaluation.recommend import build_target, evaluate_recommender, metric_names
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
@@ -81,6 +82,9 @@ class RecommendTask(Task):
             write_pyfunc_meta(model_dir, task=self.name, k=max(cfg.metrics.k))
             result.model_dir = model_dir
             result.tables = {"recommendations.parquet": res.recommendations, "per_user_metrics.parquet": res.per_user}
+            popularity = pd.Series(data.item_popularity(), index=data.items.ids)
+            result.files = plot_recommend_diagnostics(res.per_user, res.recommendations, popularity,
+                                                      cfg.metrics.primary, workdir / "plots")
             known = ctx.state["target"].user_ids[:3]
             result.input_example = pd.DataFrame({"user_id": known})
             result.pyfunc_params = {"k": int(max(cfg.metrics.k))}

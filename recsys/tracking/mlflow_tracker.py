@@ -291,20 +291,35 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def plot_comparison(df: pd.DataFrame, metric: str, path: Path) -> None:
+    """Small multiples: one horizontal bar chart per metric (each on its own scale), the selection metric first."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [c for c in df.columns if c.startswith(("ndcg_at", "recall_at", "precision_at", "hit_rate_at",
-                                                   "map_at", "catalog_coverage_at", "lift_at"))][:8]
+    prefixes = ("ndcg_at", "recall_at", "precision_at", "map_at", "hit_rate_at", "catalog_coverage_at", "lift_at",
+                "novelty_at", "silhouette", "recall_vs_exact")
+    cols = [c for c in df.columns if c.startswith(prefixes) and pd.api.types.is_numeric_dtype(df[c])]
     if not cols:
-        cols = [c for c in df.columns if not c.endswith("seconds")][:8]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(cols) * max(1, len(df)) / 2), 4))
-    (df[cols].T).plot.bar(ax=ax)
-    ax.set_title(f"model comparison (selection: {metric})")
-    ax.set_ylabel("value")
-    ax.legend(title="model", fontsize=8)
+        cols = [c for c in df.columns if not c.endswith("seconds") and pd.api.types.is_numeric_dtype(df[c])]
+    cols = ([metric] if metric in df.columns else []) + [c for c in cols if c != metric]
+    cols = cols[:8]
+    ncols = min(4, max(1, len(cols)))
+    nrows = -(-len(cols) // ncols) if cols else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.45 * len(df) * nrows + 1.4 * nrows), squeeze=False)
+    models = [str(m) for m in df.index]
+    for ax, col in zip(axes.ravel(), cols):
+        values = df[col].astype(float).to_numpy()
+        colors = ["#c0392b" if col == metric and v == values.max() else "#3b6ea5" for v in values]
+        ax.barh(models, values, color=colors)
+        ax.invert_yaxis()
+        ax.set_title(col + (" (selection)" if col == metric else ""), fontsize=9)
+        ax.tick_params(labelsize=8)
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:.4g}", va="center", fontsize=7)
+        ax.set_xlim(0, max(values.max() * 1.3, 1e-9))
+    for ax in axes.ravel()[len(cols):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -58,6 +58,8 @@ def test_parent_and_child_runs_with_all_metrics_and_artifacts(tracked):
         assert any(k.startswith("model.") for k in run.data.params) or run.data.tags["model"] == "popularity"
         files = {f.path for f in client.list_artifacts(run.info.run_id)}
         assert {"recommendations.parquet", "per_user_metrics.parquet"} <= files
+        plots = {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
+        assert {"plots/per_user_ndcg_at_10.png", "plots/recommended_popularity.png"} <= plots
         assert client.get_run(run.info.run_id).inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
         assert run.info.status == "FINISHED"
     files = {f.path for f in client.list_artifacts(parent.info.run_id)}

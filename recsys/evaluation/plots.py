@@ -1,0 +1,54 @@
+"""Plots of one recommender's evaluation (PNG files; logged by tracking as run artifacts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataFrame, popularity: pd.Series,
+                               metric: str, folder: Path) -> dict[str, Path]:
+    """Per-user distribution of `metric`, and popularity of recommended items against the catalogue's.
+
+    popularity: training users per item, indexed by item id. Returns artifact path -> local file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    if metric in per_user.columns and len(per_user):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        values = per_user[metric].to_numpy()
+        ax.hist(values, bins=30, color="#3b6ea5")
+        ax.axvline(values.mean(), color="#c0392b", linestyle="--", label=f"mean {values.mean():.4f}")
+        ax.set_xlabel(metric)
+        ax.set_ylabel("users")
+        ax.set_title(f"per-user {metric} ({(values == 0).mean():.0%} of users at 0)")
+        ax.legend()
+        fig.tight_layout()
+        out[f"plots/per_user_{metric}.png"] = folder / f"per_user_{metric}.png"
+        fig.savefig(out[f"plots/per_user_{metric}.png"], dpi=90)
+        plt.close(fig)
+    if len(recommendations) and len(popularity):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        bins = np.logspace(0, np.log10(max(2.0, float(popularity.max()) + 1)), 30)
+        cat_pop = popularity.to_numpy() + 1
+        rec_pop = popularity.reindex(recommendations["item_id"]).fillna(0).to_numpy() + 1
+        ax.hist(cat_pop, bins=bins, alpha=0.6, weights=np.full(len(cat_pop), 1 / len(cat_pop)), label="catalogue items")
+        ax.hist(rec_pop, bins=bins, alpha=0.6, weights=np.full(len(rec_pop), 1 / len(rec_pop)),
+                label="recommendation slots")
+        ax.set_xscale("log")
+        ax.set_xlabel("training users per item + 1")
+        ax.set_ylabel("share")
+        ax.set_title("popularity of recommended items")
+        ax.legend()
+        fig.tight_layout()
+        out["plots/recommended_popularity.png"] = folder / "recommended_popularity.png"
+        fig.savefig(out["plots/recommended_popularity.png"], dpi=90)
+        plt.close(fig)
+    return out
