@@ -412,8 +412,11 @@ def _compare(challenger: Evidence, reference: Evidence, primary: str, direction:
                                 f"{'challenger' if challenger.per_user is None else reference.label}"))
         else:
             try:
+                # per-user tables are keyed by user_id (recommend), item_id (audience) or query (search)
+                key = next((k for k in ("user_id", "item_id", "query")
+                            if k in challenger.per_user.columns and k in reference.per_user.columns), "user_id")
                 res = paired_frame_test(challenger.per_user, reference.per_user, metric, s.test,
-                                        "greater" if direction == "maximize" else "less")
+                                        "greater" if direction == "maximize" else "less", key=key)
             except KeyError as exc:
                 checks.append(Check("significance", False, metric, detail=str(exc)))
             else:
