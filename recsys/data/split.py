@@ -46,7 +46,7 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
         order = df.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
         pos_from_end = order.groupby("user_id").cumcount(ascending=False).to_numpy()
         n = order.groupby("user_id")["item_id"].transform("size").to_numpy()
-        if cfg.test_n is not None and test_size is None:
+        if cfg.test_n is not None:  # the validation carve-out holds out the same last N of the training part
             held = np.minimum(cfg.test_n, n - 1)
         else:
             held = np.floor(n * size).astype(np.int64)
@@ -59,8 +59,10 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
         train, test = df[~is_test], df[is_test]
         extra = {"test_size": size}
     if train.empty or test.empty:
-        raise DataError(f"split {cfg.method!r} left an empty {'train' if train.empty else 'test'} part "
-                        f"({len(train)} train, {len(test)} test rows); change split.test_size/cutoff")
+        what, knob = ("validation", "split.validation_size") if test_size is not None else ("test", "split.test_size/cutoff")
+        raise DataError(f"split {cfg.method!r} left an empty {'train' if train.empty else what} part "
+                        f"({len(train)} train, {len(test)} {what} rows); change {knob}"
+                        + (" or set split.test_n" if cfg.method == "leave_last" else ""))
     return Split(train=train.reset_index(drop=True), test=test.reset_index(drop=True), method=cfg.method,
                  audit={**leakage_audit(train, test), **extra})
 

@@ -31,7 +31,7 @@ class EvalTarget:
 def build_target(data: TrainData, test: pd.DataFrame, unknown_users: str = "drop",
                  unknown_items: str = "drop") -> EvalTarget:
     """Relevant = test items of each user minus the user's training items."""
-    test = test[["user_id", "item_id", "timestamp"]].copy()
+    test = test[["user_id", "item_id", "timestamp"]].reset_index(drop=True)
     test["user_idx"] = data.users.index(test["user_id"].to_numpy())
     test["item_idx"] = data.items.index(test["item_id"].to_numpy())
     trained_items = np.zeros(data.n_items, dtype=bool)

@@ -53,7 +53,7 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         for r in bad:
             full = np.lexsort((np.arange(m), -scores[r]))[:k]
             idx[r], val[r] = full, scores[r, full]
-    invalid = ~np.isfinite(val) & (val < 0)
+    invalid = np.isnan(val) | (val == -np.inf)
     idx = np.where(invalid, -1, idx)
     return idx.astype(np.int64), val
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from recsys.errors import RecsysError
 from recsys.logging import get_logger
-from recsys.serving.loader import LoadedModel, ModelLoader, ServeConfig, ServingState
+from recsys.serving.loader import LoadedModel, ModelLoader, ServeConfig, ServingState, public_error
 
 _log = get_logger(__name__)
 
@@ -124,7 +124,7 @@ class ServiceHolder:
             try:
                 new = self.loader.load(before)
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = public_error(exc)
                 _log.exception("reload failed; still serving %s", before.key())
                 raise
             self.state = new

@@ -160,9 +160,10 @@ class RecommendIndex:
         pos = self.item_pos.get(item_id)
         if pos is None or self.sim_items is None:
             return None
+        k = min(k, self.k_max)
         return orjson.dumps({"item_id": item_id, "k": k, "reason": "neighbours", "fallback": False,
                              "model": self.entry.info,
-                             "items": self.items_json(self.sim_items[pos], self.sim_scores[pos], min(k, self.k_max))})
+                             "items": self.items_json(self.sim_items[pos], self.sim_scores[pos], k)})
 
 
 def asgi_messages(body: bytes) -> tuple[dict, dict]:
@@ -236,7 +237,7 @@ class ModelLoader:
                                               task=getattr(pred, "task", "recommend"), predictor=pred, folder=folder))
                 except Exception as exc:  # noqa: BLE001 - one broken version must not take the others (or the old one) down
                     _log.exception("could not load %s@%s", name, cfg.alias)
-                    errors[name] = f"{type(exc).__name__}: {exc}"
+                    errors[name] = public_error(exc)
                     if name in prev:
                         models.append(prev[name])
             by_task: dict[str, LoadedModel] = {}
@@ -252,7 +253,18 @@ class ModelLoader:
                 if prev_index is not None and prev_index.entry is rec:
                     index = prev_index
                 else:
-                    index = RecommendIndex(rec, cfg.max_k, cfg.cache_k, cfg.batch_size)
+                    try:
+                        index = RecommendIndex(rec, cfg.max_k, cfg.cache_k, cfg.batch_size)
+                    except Exception as exc:  # noqa: BLE001 - keep serving the previous version
+                        _log.exception("could not precompute %s v%s", rec.name, rec.version)
+                        errors[rec.name] = public_error(exc)
+                        index = prev_index
+                        if prev_index is not None:
+                            by_task["recommend"] = prev_index.entry
+                            models = [prev_index.entry if m is rec else m for m in models]
+                        else:
+                            by_task.pop("recommend")
+                            models = [m for m in models if m is not rec]
             self._drop_folders_except({m.folder for m in models})
             return ServingState(models=tuple(models), by_task=by_task, recommend=index, missing=tuple(missing),
                                 errors=errors, loaded=True)
@@ -263,3 +275,10 @@ class ModelLoader:
         for version_dir in self._dir.glob("*/v*"):
             if version_dir.relative_to(self._dir).parts[:2] not in keep_roots:
                 shutil.rmtree(version_dir, ignore_errors=True)
+
+
+def public_error(exc: BaseException) -> str:
+    """Error text for unauthenticated endpoints: credentials in URLs are masked (details go to the log)."""
+    import re
+
+    return re.sub(r"://[^/@\s]+@", "://***@", f"{type(exc).__name__}: {exc}")[:500]

@@ -375,7 +375,7 @@ def _compare(challenger: Evidence, reference: Evidence, primary: str, direction:
     a, b = challenger.metrics.get(primary), reference.metrics.get(primary)
     if a is None or b is None or math.isnan(a) or math.isnan(b):
         checks.append(Check("uplift", False, primary, a, b, None,
-                            f"{primary} missing on {'challenger' if a is None else reference.label}"))
+                            f"{primary} missing on {'challenger' if a is None or math.isnan(a) else reference.label}"))
     else:
         gain = sign * (a - b)
         need = max(uplift.absolute, uplift.relative * abs(b))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +101,9 @@ class Objective:
             last_epoch = max(self._epochs.get(trial.number, [0]))  # same step as the last epoch's report
             self.log.log(run_id, metrics={**vals, "trial_seconds": time.perf_counter() - t0}, step=last_epoch)
         values = [float(result.metrics[m]) for m in self.metrics]
+        if run_id and not all(math.isfinite(v) for v in values):
+            # Optuna records a non-finite value as FAIL; close the run here so nobody mistakes it for a dead worker
+            self.log.end_trial(run_id, "FAIL", tags={"error": f"objective value(s) {values} are not finite"})
         return values[0] if len(values) == 1 else values
 
     def on_trial_end(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

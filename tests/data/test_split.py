@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from recsys.config.schema import DataConfig, SplitConfig, SyntheticConfig
@@ -62,3 +63,17 @@ def test_validation_is_carved_from_train_only():
     assert len(inner.merge(split.test[key])) == 0
     assert val.test["timestamp"].max() <= split.train["timestamp"].max()
     assert np.isclose(len(val.test) / len(split.train), 0.2, atol=0.05)
+
+
+def test_leave_last_n_validation_uses_n_and_names_the_right_knob():
+    from recsys.errors import DataError
+
+    rows = [(f"u{u}", f"i{i}", 1_600_000_000 + 10 * i + u) for u in range(3) for i in range(6)]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(event="view", weight=1.0)
+    cfg = SplitConfig(method="leave_last", test_n=1)
+    split = split_interactions(df, cfg)
+    val = validation_split(split, cfg)
+    assert val.test.groupby("user_id").size().tolist() == [1, 1, 1]
+    small = SplitConfig(method="leave_last", test_size=0.1, validation_size=0.1)
+    with pytest.raises(DataError, match=r"empty validation part.*split.validation_size"):
+        validation_split(split_interactions(df, SplitConfig(method="leave_last", test_n=1)), small)
