@@ -137,6 +137,11 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
         decision["champion_reevaluated"] = reference.reevaluated
         if reference.reevaluated:
             decision["champion_logged_value"] = _json_number(reference.logged_value)
+            # like for like: score the challenger with the same procedure on the same rows
+            logged = challenger.metrics.get(primary)
+            challenger = _reevaluate(client, model_name, str(mv.version), run, primary, policy)
+            challenger.logged_value = logged
+            decision["challenger_logged_value"] = _json_number(logged)
         checks, significance = _compare(challenger, reference, primary, policy.direction, policy.min_uplift,
                                         policy.guardrails, policy)
     decision["checks"] = [c.to_dict() for c in checks]
@@ -278,7 +283,7 @@ def _reevaluate(client: MlflowClient, model_name: str, version: str, challenger_
                              f"experiment run holding {TEST_ROWS}; re-run the challenger's experiment")
     ks = sorted({int(m.rsplit("_at_", 1)[1]) for m in _metrics_needed(primary, policy) if "_at_" in m} or {10})
     evidence = reevaluate_version(client, model_name, version, parent, ks)
-    _log.info("re-evaluated champion v%s on %d test users of the challenger's split: %s=%.4f", version,
+    _log.info("re-evaluated v%s on %d test users of the challenger's split: %s=%.4f", version,
               len(evidence.per_user), primary, evidence.metrics.get(primary, float("nan")))
     return evidence
 
