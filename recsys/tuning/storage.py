@@ -94,7 +94,15 @@ def directions(cfg: ExperimentConfig, entry: ModelEntry) -> list[str]:
     metrics = objective_metrics(entry.metric, cfg.metrics.primary)
     if entry.directions is not None:
         return list(entry.directions)
-    return [cfg.selection.direction if m == cfg.selection_metric else "maximize" for m in metrics]
+    return [cfg.selection.direction if m == cfg.selection_metric else default_direction(m) for m in metrics]
+
+
+# metrics where smaller is better when a config names them without `directions`
+LOWER_IS_BETTER = ("latency", "seconds", "memory", "popularity_bias", "davies_bouldin", "inertia", "build_")
+
+
+def default_direction(metric: str) -> str:
+    return "minimize" if any(token in metric for token in LOWER_IS_BETTER) else "maximize"
 
 
 class TrialSeededSampler(optuna.samplers.BaseSampler):
