@@ -75,7 +75,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name in available():
         cls = get_model_class(name)
-        fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.Config.model_fields.items())
+        fields = ", ".join(f"{k}={v.get_default(call_default_factory=True)!r}" for k, v in cls.Config.model_fields.items())
         print(f"{name:20s} tasks={','.join(cls.tasks):30s} {fields}")
     return 0
 
