@@ -204,6 +204,55 @@ def _fail_stale(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+        _fail_unbeaten(study)
+
+
+def _fail_unbeaten(study: optuna.Study) -> None:
+    """Fail (and retry) RUNNING trials that never recorded a heartbeat within the grace period.
+
+    Optuna's `fail_stale_trials` skips trials without a heartbeat row, so a worker killed between creating a
+    trial and its first beat would leave that trial RUNNING forever and every peer waiting on it.
+    """
+    import copy
+    import datetime as dt
+
+    import sqlalchemy
+    from optuna.storages import RDBStorage
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+    from optuna.storages._rdb import models
+
+    storage = study._storage
+    rdb = getattr(storage, "_backend", storage)
+    if not isinstance(rdb, RDBStorage) or not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return
+    grace = rdb.grace_period if rdb.grace_period is not None else 2 * rdb.heartbeat_interval
+    session = rdb.scoped_session()
+    try:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        rows = (session.query(models.TrialModel.trial_id, models.TrialModel.__table__.c.datetime_start)
+                .outerjoin(models.TrialHeartbeatModel,
+                           models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id,
+                        models.TrialModel.state == TrialState.RUNNING,
+                        models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                .all())
+    finally:
+        session.close()
+    # datetime_start is the worker's local clock; allow a generous margin on top of the grace period
+    limit = dt.timedelta(seconds=2 * grace + 5)
+    for trial_id, started in rows:
+        if started is None or (now - started < limit and dt.datetime.now() - started < limit):
+            continue
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # a peer got there first
+        _log.warning("trial id %d never sent a heartbeat; its worker died before beating: failed and retried",
+                     trial_id)
+        callback = storage.get_heartbeat_stale_trial_callback()
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial_id)))
 
 
 def _n_done(study: optuna.Study) -> int:

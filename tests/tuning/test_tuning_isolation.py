@@ -127,3 +127,31 @@ def test_multi_objective_logs_pareto_front_and_picks_by_rule(tiny_config, mlflow
     assert pareto.loc[pareto["selected"], "trial"].tolist() == [chosen.number]
     plots = {a.path for a in client.list_artifacts(tuning.info.run_id, "plots")}
     assert "plots/pareto_front.png" in plots
+
+
+def test_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path):
+    """A worker killed between creating a trial and its first heartbeat must not block the study forever."""
+    import warnings
+
+    import optuna
+    import sqlalchemy
+
+    from recsys.tuning.tuner import _fail_stale
+
+    warnings.simplefilter("ignore")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = optuna.storages.RDBStorage(
+        url, heartbeat_interval=1, grace_period=2,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # RUNNING, never beats
+    _fail_stale(study)
+    assert study.trials[0].state == optuna.trial.TrialState.RUNNING  # within the grace period: left alone
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE trials SET datetime_start = '2000-01-01 00:00:00' WHERE trial_id = :t"),
+                     {"t": trial._trial_id})
+    _fail_stale(study)
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert study.get_trials()[1].params == study.get_trials()[0].params
