@@ -104,6 +104,7 @@ def align_items(items: pd.DataFrame | None, vocab: Vocabulary) -> pd.DataFrame:
         base["text"] = ""
         base["category"] = "unknown"
         return base
+    items = items.assign(**{c: None for c in ("title", "text", "category") if c not in items.columns})
     merged = base.merge(items.drop_duplicates("item_id"), on="item_id", how="left")
     merged["title"] = merged["title"].fillna(merged["item_id"].astype(str)).astype(str)
     merged["text"] = merged["text"].fillna("").astype(str)

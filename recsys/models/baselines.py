@@ -51,6 +51,7 @@ class PopularityRecommender(Recommender):
     """Items ranked by training popularity (distinct users, or summed interaction weight)."""
 
     name = "popularity"
+    tasks = ("recommend", "similar")
 
     class Config(ModelConfig):
         measure: Literal["users", "weight"] = Field("users", description="count distinct users or sum weights")
