@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -68,3 +72,27 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path}; set RECSYS_SHARED_DATA to the shared data folder")
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None = None, seconds: float = 120,
+               interval: float = 0.2, detail: Callable[[], str] | None = None) -> None:
+    """Poll `ready` (an OSError counts as not ready) with a bounded deadline; fail early if `proc` exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited with rc={proc.returncode}"
+                                 + (f"\n{detail()}" if detail else ""))
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{what} not ready within {seconds}s"
+        time.sleep(interval)  # readiness poll, not a timing assumption

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from conftest import free_port, wait_until
 from mlflow.tracking import MlflowClient
 
 from recsys.experiment import run_experiment
@@ -23,11 +22,6 @@ from recsys.tracking import MlflowTracker
 
 NAME = "recsys-tiny-serving"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> int:
@@ -51,7 +45,7 @@ def test_served_champion_returns_the_same_top_k_as_in_process_predict(mlflow_uri
     uri = f"models:/{NAME}@champion"
     expected = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"user_id": users}), params={"k": 5})
 
-    port = _free_port()
+    port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     log = (tmp_path / "serve.log").open("w")
@@ -59,16 +53,8 @@ def test_served_champion_returns_the_same_top_k_as_in_process_predict(mlflow_uri
                              "-p", str(port), "-h", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"server exited: {(tmp_path / 'serve.log').read_text()[-2000:]}"
-            try:
-                if _get(f"http://127.0.0.1:{port}/ping") == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "server not ready within 120 s"
-            time.sleep(0.5)  # readiness poll
+        wait_until(lambda: _get(f"http://127.0.0.1:{port}/ping") == 200, "mlflow models serve", proc,
+                   interval=0.5, detail=lambda: (tmp_path / "serve.log").read_text()[-2000:])
         body = json.dumps({"dataframe_records": [{"user_id": u} for u in users], "params": {"k": 5}}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})

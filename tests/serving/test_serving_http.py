@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import free_port, wait_until
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -65,23 +65,9 @@ class Served:
             conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait_ready(served: Served, deadline_s: float = 120) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        assert served.proc.poll() is None, f"server exited with {served.proc.returncode}"
-        try:
-            if served.get("/ready")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"server not ready within {deadline_s}s")
+    wait_until(lambda: served.get("/ready")[0] == 200, "recsys serve", served.proc, seconds=deadline_s)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +88,7 @@ def served(tmp_path_factory) -> Served:
     version = result.registry["version"]
     client = MlflowClient(uri)
     client.set_registered_model_alias(MODEL, "champion", version)
-    port, token = _free_port(), secrets.token_hex(8)
+    port, token = free_port(), secrets.token_hex(8)
     env = {**os.environ, "RECSYS_ADMIN_TOKEN": token, "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", uri, "serve", "--models",
                              f"{MODEL},{ABSENT}", "--port", str(port), "--poll-interval", "1", "--max-k", "50",

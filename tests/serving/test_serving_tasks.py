@@ -9,16 +9,15 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIENCE, SEGMENT = "recsys-serving-audience", "recsys-serving-segment"
@@ -64,11 +63,6 @@ class Service:
             conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Service:
@@ -91,24 +85,14 @@ def service(tmp_path_factory) -> Service:
             versions[name] = result.registry["version"]
             MlflowClient(uri).set_registered_model_alias(name, "champion", versions[name])
             predictors[name] = load_predictor(result.best.model_dir)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RECSYS_ADMIN_TOKEN": secrets.token_hex(8), "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", uri, "serve", "--models",
                              f"{AUDIENCE},{SEGMENT}", "--port", str(port), "--poll-interval", "0"],
                             cwd=root, env=env, start_new_session=True)
     svc = Service(port=port, predictors=predictors, versions=versions, proc=proc)
     try:
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            assert proc.poll() is None, f"server exited with {proc.returncode}"
-            try:
-                if svc.call("/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("server not ready within 120s")
+        wait_until(lambda: svc.call("/ready")[0] == 200, "recsys serve", proc)
         yield svc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port, wait_until
 
 N_TRIALS = 6
 CONFIG = {
@@ -31,23 +30,9 @@ CONFIG = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-def _wait(check, what: str, proc: subprocess.Popen | None = None, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{what}: process exited with rc={proc.returncode}")
-        assert time.monotonic() < deadline, f"{what} not ready within {seconds}s"
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -62,7 +47,7 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(data, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
                    check=True, capture_output=True)
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -85,7 +70,7 @@ def postgres():
 
 @pytest.fixture
 def mlflow_server(postgres, tmp_path):
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow", "--serve-artifacts",
            "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
@@ -101,7 +86,7 @@ def mlflow_server(postgres, tmp_path):
             return False
 
     try:
-        _wait(healthy, "mlflow server", server)
+        wait_until(healthy, "mlflow server", server, seconds=90)
         yield url
     finally:
         if server.poll() is None:
