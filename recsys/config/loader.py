@@ -24,18 +24,25 @@ def load_config(path: str | Path, overrides: Iterable[str] | str | None = None) 
         >>> cfg = load_config("configs/quickstart.yaml", ["seed=7"])  # doctest: +SKIP
     """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass a path like configs/quickstart.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "config file", "pass a path like configs/quickstart.yaml")
     return config_from_dict(raw, overrides, source=str(path))
 
 
-def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None, source: str = "<dict>") -> ExperimentConfig:
+def read_yaml_mapping(path: Path, kind: str, hint: str) -> dict:
+    """The mapping at the top of a YAML file; a ConfigError naming the file if it is missing, invalid or no mapping."""
+    if not path.exists():
+        raise ConfigError(f"{kind} {str(path)!r} does not exist; {hint}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{kind} {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{kind} {str(path)!r} must hold a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None,
+                     source: str = "<dict>") -> ExperimentConfig:
     raw = copy.deepcopy(raw)
     for item in parse_overrides(overrides):
         key, value = item
@@ -43,7 +50,7 @@ def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None, so
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, source)) from None
+        raise ConfigError(format_validation(exc, source)) from None
     _validate_models(cfg, source)
     from recsys.tasks import get_task
 
@@ -111,23 +118,28 @@ def _index(part: str, node: list, key: str) -> int:
     return int(part)
 
 
-def _format_validation(exc: ValidationError, source: str) -> str:
+def format_validation(exc: ValidationError, source: str, model: type[BaseModel] = ExperimentConfig,
+                      prefix: tuple = (), noun: str = "config key", owner: str = "") -> str:
+    """One line per pydantic error: the key, the value, what is allowed, and a did-you-mean for unknown keys.
+
+    model: the pydantic class validated (for the allowed names); prefix: where it sits in the file;
+    owner: appended to "is unknown" (e.g. " for model 'als'").
+    """
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        value = err.get("input")
+        path = [*prefix, *err["loc"]]
+        loc = ".".join(map(str, path)) or "<root>"
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_at(ExperimentConfig, err["loc"][:-1])
-            name = str(err["loc"][-1])
-            hint = difflib.get_close_matches(name, allowed, n=1)
-            msg = f"config key `{loc}` is unknown"
+            allowed = _allowed_at(model, err["loc"][:-1])
+            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+            msg = f"{noun} `{loc}` is unknown{owner}"
             if hint:
-                msg += f"; did you mean `{'.'.join([*map(str, err['loc'][:-1]), hint[0]])}`?"
+                msg += f"; did you mean `{'.'.join(map(str, [*path[:-1], hint[0]]))}`?"
             msg += f" (allowed here: {', '.join(sorted(allowed))})"
         elif err["type"] == "missing":
-            msg = f"config key `{loc}` is required but missing"
+            msg = f"{noun} `{loc}` is required but missing"
         else:
-            msg = f"config key `{loc}` has invalid value {value!r}: {err['msg']}"
+            msg = f"{noun} `{loc}` has invalid value {err.get('input')!r}: {err['msg']}"
         lines.append(msg)
     return f"{source}: " + "; ".join(lines)
 
@@ -173,26 +185,8 @@ def _validate_models(cfg: ExperimentConfig, source: str) -> None:
         try:
             cls.Config.model_validate(entry.params)
         except ValidationError as exc:
-            raise ConfigError(
-                _format_validation_params(exc, f"models.{i}.params", cls, source)
-            ) from None
-
-
-def _format_validation_params(exc: ValidationError, prefix: str, cls: Any, source: str) -> str:
-    lines = []
-    allowed = sorted(cls.Config.model_fields)
-    for err in exc.errors():
-        loc = ".".join([prefix, *map(str, err["loc"])])
-        if err["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-            msg = f"config key `{loc}` is unknown for model {cls.name!r}"
-            if hint:
-                msg += f"; did you mean `{prefix}.{hint[0]}`?"
-            msg += f" (allowed: {', '.join(allowed)})"
-        else:
-            msg = f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}"
-        lines.append(msg)
-    return f"{source}: " + "; ".join(lines)
+            raise ConfigError(format_validation(exc, source, cls.Config, ("models", i, "params"),
+                                                owner=f" for model {cls.name!r}")) from None
 
 
 def config_hash(cfg: ExperimentConfig) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recsys.config.loader import format_validation, read_yaml_mapping
 from recsys.errors import ConfigError
 
 Direction = Literal["maximize", "minimize"]
@@ -93,22 +93,8 @@ def load_policy(path: str | Path | None) -> PolicyConfig:
     project_copy = Path(__file__).resolve().parents[2] / path  # shipped policies, when run outside the repo
     if not path.exists() and not path.is_absolute() and project_copy.exists():
         path = project_copy
-    if not path.exists():
-        raise ConfigError(f"policy file {str(path)!r} does not exist; pass e.g. configs/policies/default.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"policy file {str(path)!r} must hold a mapping, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "policy file", "pass e.g. configs/policies/default.yaml")
     try:
         return PolicyConfig.model_validate(raw)
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"policy key `{loc}` is unknown")
-            else:
-                msgs.append(f"policy key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
-        raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
+        raise ConfigError(format_validation(exc, str(path), PolicyConfig, noun="policy key")) from None
