@@ -45,11 +45,11 @@ def coerce_ids(values: Any, vocab: Vocabulary) -> np.ndarray:
     return arr
 
 
-@predictor("recommend")
-class RecommendPredictor(Predictor):
-    """user_id column -> top-k items per user (user_id, item_id, rank, score, reason)."""
+class ModelPredictor(Predictor):
+    """A predictor over one saved model answering top-k queries keyed by an input column."""
 
-    task = "recommend"
+    column = ""
+    column_note = ""
 
     def __init__(self, model_dir: Path, meta: dict) -> None:
         from recsys.models.base import Model
@@ -57,12 +57,26 @@ class RecommendPredictor(Predictor):
         self.model = Model.load(model_dir)
         self.default_k = int(meta.get("k", 10))
 
-    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "user_id" not in frame.columns:
-            raise RecsysError(f"input must have a `user_id` column, got columns {list(frame.columns)}")
+    def checked_k(self, frame: pd.DataFrame, params: dict[str, Any] | None) -> int:
+        """Check the input column and return k (params, else the model's default), which must be > 0."""
+        if self.column not in frame.columns:
+            raise RecsysError(f"input must have a `{self.column}` column{self.column_note}, "
+                              f"got columns {list(frame.columns)}")
         k = int((params or {}).get("k") or self.default_k)
         if k <= 0:
             raise RecsysError(f"k must be > 0, but got k={k}")
+        return k
+
+
+@predictor("recommend")
+class RecommendPredictor(ModelPredictor):
+    """user_id column -> top-k items per user (user_id, item_id, rank, score, reason)."""
+
+    task = "recommend"
+    column = "user_id"
+
+    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        k = self.checked_k(frame, params)
         user_ids = frame["user_id"].to_numpy()
         idx = self.model.users_.index(coerce_ids(user_ids, self.model.users_))
         n = len(idx)

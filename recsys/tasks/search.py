@@ -37,7 +37,7 @@ from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
 from recsys.random import rng as make_rng
-from recsys.serving.predictor import Predictor, predictor
+from recsys.serving.predictor import ModelPredictor, predictor
 from recsys.tasks.base import ModelResult, Task, TaskContext
 from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
 
@@ -359,23 +359,15 @@ def results_frame(queries: QuerySet, ids: np.ndarray, scores: np.ndarray, data: 
 
 
 @predictor("search")
-class SearchPredictor(Predictor):
+class SearchPredictor(ModelPredictor):
     """`query` column of texts -> top-k items per query (query, rank, item_id, title, score)."""
 
     task = "search"
-
-    def __init__(self, model_dir: Path, meta: dict) -> None:
-        from recsys.models.base import Model
-
-        self.model = Model.load(model_dir)
-        self.default_k = int(meta.get("k", 10))
+    column = "query"
+    column_note = " of texts"
 
     def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "query" not in frame.columns:
-            raise RecsysError(f"input must have a `query` column of texts, got columns {list(frame.columns)}")
-        k = int((params or {}).get("k") or self.default_k)
-        if k <= 0:
-            raise RecsysError(f"k must be > 0, but got k={k}")
+        k = self.checked_k(frame, params)
         texts = frame["query"]
         if texts.isna().any():
             raise RecsysError(f"`query` must hold texts, but {int(texts.isna().sum())} row(s) are missing")

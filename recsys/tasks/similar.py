@@ -21,7 +21,7 @@ from recsys.evaluation import metrics as M
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
-from recsys.serving.predictor import Predictor, coerce_ids, predictor
+from recsys.serving.predictor import ModelPredictor, coerce_ids, predictor
 from recsys.tasks.base import ModelResult, TaskContext
 from recsys.tasks.recommend import RecommendTask, write_pyfunc_meta
 
@@ -114,25 +114,14 @@ class SimilarTask(RecommendTask):
 
 
 @predictor("similar")
-class SimilarPredictor(Predictor):
+class SimilarPredictor(ModelPredictor):
     """item_id column -> the k most similar items (item_id, similar_item_id, rank, score); unknown items get none."""
 
     task = "similar"
-
-    def __init__(self, model_dir: Path, meta: dict) -> None:
-        from recsys.models.base import Model
-
-        self.model = Model.load(model_dir)
-        self.default_k = int(meta.get("k", 10))
+    column = "item_id"
 
     def predict(self, frame: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from recsys.errors import RecsysError
-
-        if "item_id" not in frame.columns:
-            raise RecsysError(f"input must have an `item_id` column, got columns {list(frame.columns)}")
-        k = int((params or {}).get("k") or self.default_k)
-        if k <= 0:
-            raise RecsysError(f"k must be > 0, but got k={k}")
+        k = self.checked_k(frame, params)
         ids = frame["item_id"].to_numpy()
         idx = self.model.items_.index(coerce_ids(ids, self.model.items_))
         known = np.flatnonzero(idx >= 0)
