@@ -94,7 +94,12 @@ class TrainData:
 
     def item_popularity(self) -> np.ndarray:
         """Number of distinct training users per item."""
-        return np.diff(self.matrix.tocsc().indptr).astype(np.int64)
+        return item_user_counts(self.matrix)
+
+
+def item_user_counts(matrix: sp.spmatrix) -> np.ndarray:
+    """Stored entries per column of a user x item matrix: the number of distinct users per item (int64)."""
+    return np.diff(matrix.tocsc().indptr).astype(np.int64)
 
 
 def align_items(items: pd.DataFrame | None, vocab: Vocabulary) -> pd.DataFrame:

@@ -45,7 +45,7 @@ def build_audience_target(data: TrainData, test: pd.DataFrame, exclude_interacte
     rows = test[["user_id", "item_id"]].drop_duplicates()
     u = data.users.index(rows["user_id"].to_numpy())
     i = data.items.index(rows["item_id"].to_numpy())
-    trained = np.diff(data.matrix.tocsc().indptr)  # training users per item index
+    trained = data.item_popularity()  # training users per item index
     info = {"test_pairs": int(len(rows)), "pairs_unknown_user": int((u < 0).sum()),
             "pairs_unknown_item": int((i < 0).sum())}
     keep = (u >= 0) & (i >= 0)

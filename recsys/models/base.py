@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
-from recsys.data.tables import TrainData
+from recsys.data.tables import TrainData, item_user_counts
 from recsys.data.vocab import Vocabulary
 from recsys.errors import NotFittedError
 
@@ -126,7 +126,7 @@ class Recommender(Model):
             raise DataError("cannot fit on an empty interaction matrix")
         self.users_, self.items_ = data.users, data.items
         self.seen_ = data.matrix.tocsr().astype(np.float32)
-        self.popularity_ = np.diff(self.seen_.tocsc().indptr).astype(np.float64)
+        self.popularity_ = item_user_counts(self.seen_).astype(np.float64)
         self._fit(data, callback)
         return self
 
@@ -178,7 +178,7 @@ class Recommender(Model):
         self.users_ = Vocabulary.load(path / "users.parquet")
         self.items_ = Vocabulary.load(path / "items.parquet")
         self.seen_ = sp.load_npz(path / "seen.npz").tocsr()
-        self.popularity_ = np.diff(self.seen_.tocsc().indptr).astype(np.float64)
+        self.popularity_ = item_user_counts(self.seen_).astype(np.float64)
         with np.load(path / "state.npz", allow_pickle=False) as npz:
             self._set_state({k: npz[k] for k in npz.files})
 

@@ -205,7 +205,7 @@ def covers(model: Any, data: TrainData, item_idx: np.ndarray) -> np.ndarray:
     """Products the model answers itself: its own `audience_covers`, else products with training interactions."""
     if hasattr(model, "audience_covers"):
         return np.asarray(model.audience_covers(item_idx), dtype=bool)
-    trained = np.diff(data.matrix.tocsc().indptr) > 0
+    trained = data.item_popularity() > 0
     return trained[np.asarray(item_idx, dtype=np.int64)]
 
 
