@@ -7,32 +7,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 from recsys.errors import NotFittedError
 from recsys.models.base import Model
-from recsys.models.catalog import create
-from recsys.testing.data import checkerboard
+from recsys.testing.contract import ModelContract
 
 
-class AudienceContract:
+class AudienceContract(ModelContract):
     """Subclass and set `model_name` and `params`; `learns_structure = False` for non-personalised models."""
 
-    model_name: ClassVar[str] = ""
-    params: ClassVar[dict[str, Any]] = {}
-    learns_structure: ClassVar[bool] = True
-
-    @pytest.fixture
-    def data(self):
-        return checkerboard()
-
-    @pytest.fixture
-    def fitted(self, data):
-        return create(self.model_name, self.params, task="audience").fit(data[0])
+    task = "audience"
 
     def test_targets_held_out_block_users_first(self, fitted, data):
         if not self.learns_structure:
@@ -78,23 +65,15 @@ class AudienceContract:
         for a, b in zip(fitted.audience(items, 5), loaded.audience(items, 5)):
             np.testing.assert_allclose(a, b)
 
-    def test_config_roundtrip(self):
-        model = create(self.model_name, self.params, task="audience")
-        assert create(self.model_name, model.params, task="audience").params == model.params
-
-    def test_unknown_param_raises(self):
-        with pytest.raises(ValidationError):
-            create(self.model_name, {**self.params, "no_such_param": 1}, task="audience")
-
     def test_not_fitted_raises(self):
         with pytest.raises(NotFittedError):
-            create(self.model_name, self.params, task="audience").audience(np.array([0]), n=3)
+            self.create().audience(np.array([0]), n=3)
 
     def test_bad_n_raises(self, fitted):
         with pytest.raises(ValueError, match="n must be > 0"):
             fitted.audience(np.array([0]), n=0)
 
     def test_deterministic_refit(self, fitted, data):
-        again = create(self.model_name, self.params, task="audience").fit(data[0])
+        again = self.create().fit(data[0])
         items = np.arange(data[0].n_items)
         np.testing.assert_array_equal(fitted.audience(items, 7)[0], again.audience(items, 7)[0])

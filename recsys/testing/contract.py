@@ -14,15 +14,19 @@ from recsys.models.catalog import create
 from recsys.testing.data import checkerboard
 
 
-class RecommenderContract:
-    """Subclass and set `model_name` (catalog name) and `params`.
+class ModelContract:
+    """What every model's contract shares: the checkerboard data, fitting, config round trip, strict params.
 
-    `learns_structure = False` for models that are not personalised (random, popularity).
+    Subclasses set `task`; model tests set `model_name` (catalog name) and `params`.
     """
 
+    task: ClassVar[str] = ""
     model_name: ClassVar[str] = ""
     params: ClassVar[dict[str, Any]] = {}
     learns_structure: ClassVar[bool] = True
+
+    def create(self, params: dict[str, Any] | None = None):
+        return create(self.model_name, self.params if params is None else params, task=self.task)
 
     @pytest.fixture
     def data(self):
@@ -31,7 +35,24 @@ class RecommenderContract:
     @pytest.fixture
     def fitted(self, data):
         train, _ = data
-        return create(self.model_name, self.params).fit(train)
+        return self.create().fit(train)
+
+    def test_config_roundtrip(self):
+        model = self.create()
+        assert self.create(model.params).params == model.params
+
+    def test_unknown_param_raises(self):
+        with pytest.raises(ValidationError):
+            self.create({**self.params, "not_a_param": 1})
+
+
+class RecommenderContract(ModelContract):
+    """Subclass and set `model_name` (catalog name) and `params`.
+
+    `learns_structure = False` for models that are not personalised (random, popularity).
+    """
+
+    task = "recommend"
 
     def test_recovers_held_out_block_item(self, fitted, data):
         if not self.learns_structure:
@@ -77,18 +98,9 @@ class RecommenderContract:
         np.testing.assert_allclose(sa, sb, rtol=1e-6)
         assert not list((tmp_path / "m").glob("*.pkl")), "models are saved without pickle"
 
-    def test_config_roundtrip(self):
-        model = create(self.model_name, self.params)
-        again = create(self.model_name, model.params)
-        assert again.params == model.params
-
-    def test_unknown_param_raises(self):
-        with pytest.raises(ValidationError):
-            create(self.model_name, {**self.params, "not_a_param": 1})
-
     def test_not_fitted_raises(self):
         with pytest.raises(NotFittedError):
-            create(self.model_name, self.params).recommend(np.array([0]), k=3)
+            self.create().recommend(np.array([0]), k=3)
 
     def test_bad_k_raises(self, fitted):
         with pytest.raises(ValueError, match="k must be > 0"):
@@ -96,6 +108,6 @@ class RecommenderContract:
 
     def test_deterministic_refit(self, data):
         train, _ = data
-        a = create(self.model_name, self.params).fit(train).recommend(np.arange(8), k=5)[0]
-        b = create(self.model_name, self.params).fit(train).recommend(np.arange(8), k=5)[0]
+        a = self.create().fit(train).recommend(np.arange(8), k=5)[0]
+        b = self.create().fit(train).recommend(np.arange(8), k=5)[0]
         np.testing.assert_array_equal(a, b)
