@@ -23,9 +23,9 @@ import platform
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+from timing import best_of
 import scipy.sparse as sp
 
 from recsys.evaluation import metrics as M
@@ -86,14 +86,6 @@ def to_ranx(ranked: np.ndarray, relevant: sp.csr_matrix):  # -> tuple[ranx.Qrels
     return qrels, run
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """Minimum wall time over `repeat` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 from recsys.models import faiss_index as F
 from recsys.models.embeddings import normalize
@@ -59,13 +59,6 @@ def numpy_topk(base: np.ndarray, queries: np.ndarray, k: int, batch: int = 256) 
     return ids, scores
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def recall_at_k(ids: np.ndarray, exact: np.ndarray) -> float:
