@@ -32,7 +32,6 @@ from recsys.logging import get_logger
 from recsys.models.activity import ActivityConfig, fit_engagement
 from recsys.models.audience import item_users, rank_users
 from recsys.models.base import ProgressCallback, topk
-from recsys.models.catalog import create
 from recsys.serving.predictor import Predictor, coerce_ids, predictor
 from recsys.tasks.base import ModelResult, Task, TaskContext
 from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
@@ -169,10 +168,7 @@ class AudienceTask(Task):
         data: TrainData = ctx.state["data"]
         target: AudienceTarget = ctx.state["target"]
         ns = cfg.metrics.k
-        model = create(entry.name, entry.params, task=self.name)
-        t0 = time.perf_counter()
-        model.fit(data, callback=callback)
-        fit_s = time.perf_counter() - t0
+        model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
         ranked, scores, covered = audiences(model, ctx, target.item_idx, max(ns))
         metrics, per_product = audience_metrics(ranked, target, ns, covered, data.n_users, p.concentration_share)

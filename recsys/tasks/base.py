@@ -80,6 +80,17 @@ class Task:
         """A context whose 'test' part is carved from training only (for tuning); never reads the test part."""
         raise NotImplementedError(f"task {self.name!r} does not support tuning")
 
+    def fit(self, entry: ModelEntry, data: Any, callback: ProgressCallback | None = None) -> tuple[Any, float]:
+        """Create the entry's model for this task, fit it on `data`; returns (model, fit seconds)."""
+        import time
+
+        from recsys.models.catalog import create
+
+        model = create(entry.name, entry.params, task=self.name)
+        t0 = time.perf_counter()
+        model.fit(data, callback=callback)
+        return model, time.perf_counter() - t0
+
     def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
                   callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
         raise NotImplementedError

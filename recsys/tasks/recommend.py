@@ -14,7 +14,6 @@ from recsys.evaluation.plots import plot_recommend_diagnostics
 from recsys.evaluation.recommend import build_target, evaluate_recommender, metric_names
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
-from recsys.models.catalog import create
 from recsys.tasks.base import ModelResult, Task, TaskContext
 
 _log = get_logger(__name__)
@@ -64,10 +63,7 @@ class RecommendTask(Task):
                   callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
         cfg = ctx.cfg
         data: TrainData = ctx.state["data"]
-        model = create(entry.name, entry.params, task=self.name)
-        t0 = time.perf_counter()
-        model.fit(data, callback=callback)
-        fit_s = time.perf_counter() - t0
+        model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
         res = evaluate_recommender(model, data, ctx.state["target"], cfg.metrics.k, cfg.metrics.batch_size,
                                    store_lists=store, desc=entry.run_name)

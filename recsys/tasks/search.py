@@ -35,7 +35,6 @@ from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.evaluation import metrics as M
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
-from recsys.models.catalog import create
 from recsys.random import rng as make_rng
 from recsys.serving.predictor import ModelPredictor, predictor
 from recsys.tasks.base import ModelResult, Task, TaskContext
@@ -315,10 +314,7 @@ class SearchTask(Task):
         params: SearchParams = ctx.state["search"]
         data: TrainData = ctx.state["data"]
         queries: QuerySet = ctx.state["queries"]
-        model = create(entry.name, entry.params, task=self.name)
-        t0 = time.perf_counter()
-        model.fit(data, callback=callback)
-        fit_s = time.perf_counter() - t0
+        model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
         metrics, per_query, ids, scores = evaluate_search(model, queries, cfg.metrics.k, params.latency_queries)
         eval_s = time.perf_counter() - t1

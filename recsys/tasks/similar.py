@@ -20,7 +20,6 @@ from recsys.data.tables import TrainData
 from recsys.evaluation import metrics as M
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
-from recsys.models.catalog import create
 from recsys.serving.predictor import ModelPredictor, coerce_ids, predictor
 from recsys.tasks.base import ModelResult, TaskContext
 from recsys.tasks.recommend import RecommendTask, write_pyfunc_meta
@@ -59,10 +58,7 @@ class SimilarTask(RecommendTask):
         cfg = ctx.cfg
         data: TrainData = ctx.state["data"]
         pairs: pd.DataFrame = ctx.state["pairs"]
-        model = create(entry.name, entry.params, task=self.name)
-        t0 = time.perf_counter()
-        model.fit(data, callback=callback)
-        fit_s = time.perf_counter() - t0
+        model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
         kmax = max(cfg.metrics.k)
         ranked, scores = model.similar(pairs["query"].to_numpy(), kmax)
