@@ -103,11 +103,7 @@ class MlflowTracker:
         self._datasets = []
         for name, frame, context in ctx.inputs:
             try:
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # integer columns / source-guess hints
-                    ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
+                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
                 self._datasets.append((ds, context))
             except Exception as exc:  # dataset metadata is nice to have, never fatal
                 _log.warning("could not build MLflow dataset %s: %s", name, exc)
@@ -186,24 +182,16 @@ class MlflowTracker:
         params = result.pyfunc_params or None
         signature = None
         if example is not None:
-            import warnings
-
             output = load_predictor(result.model_dir).predict(example, params)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "integer columns cannot hold missing values"
-                signature = infer_signature(example, output, params=params)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the same hint again while validating the example
-            return mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(PYFUNC_CODE),
-                artifacts={"model": str(result.model_dir)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=_requirements(),
-            )
+            signature = infer_signature(example, output, params=params)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"model": str(result.model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
 
     def log_comparison(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
                        ctx: TaskContext) -> None:
