@@ -17,8 +17,6 @@ from recsys.logging import configure, get_logger
 
 _log = get_logger(__name__)
 
-# subcommand name -> function(subparsers) that adds it; task modules may append their own
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -105,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_plugins() -> list[Callable]:
     import importlib
 
-    plugins = list(EXTRA_COMMANDS)
+    plugins = []
     for mod in ("recsys.tuning.cli", "recsys.tracking.registry_cli", "recsys.serving.cli"):
         try:
             plugins.append(importlib.import_module(mod).add_commands)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.schema import DataConfig
+from recsys.data.tables import INTERACTION_COLUMNS
 from recsys.errors import DataError
 from recsys.logging import get_logger
 
@@ -100,7 +101,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
     if df.empty:
         raise DataError(f"{where}: no interactions left after filtering (implicit threshold, event weights, "
                         "minimum counts); loosen data.implicit or data.min_*_interactions")
-    cols = ["user_id", "item_id", "timestamp", "event", "weight"] + (["rating"] if "rating" in df.columns else [])
+    cols = INTERACTION_COLUMNS + (["rating"] if "rating" in df.columns else [])
     return df[cols].sort_values(["timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
 
 

@@ -6,10 +6,8 @@ A concrete model supplies its `Config` and `_construct()`, and says how to score
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from recsys.logging import get_logger, progress_enabled
 from recsys.models.base import ProgressCallback, Recommender, topk
@@ -54,10 +52,6 @@ class ImplicitRecommender(Recommender):
 
     def _after_fit(self, est) -> None:
         pass
-
-
-def save_csr(path: Path, name: str, m: sp.csr_matrix) -> None:
-    sp.save_npz(path / f"{name}.npz", m.tocsr())
 
 
 def cosine_similar(vectors: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.data.tables import INTERACTION_COLUMNS
 from recsys.data.vocab import Vocabulary
 from recsys.errors import ConfigError, RecsysError
 from recsys.evaluation.audience import AudienceTarget, audience_metrics, build_audience_target, metric_names
@@ -147,8 +148,8 @@ class AudienceTask(Task):
         ctx.parent_artifacts["data/audience_products.parquet"] = pd.DataFrame({
             "item_id": target.item_ids, "n_positives": target.n_relevant, "pool_size": target.pool_size,
             "new_product": target.new_product})
-        ctx.inputs = [(name, split.train[["user_id", "item_id", "timestamp", "event", "weight"]], "training"),
-                      (f"{name}-test", split.test[["user_id", "item_id", "timestamp", "event", "weight"]], "testing")]
+        ctx.inputs = [(name, split.train[INTERACTION_COLUMNS], "training"),
+                      (f"{name}-test", split.test[INTERACTION_COLUMNS], "testing")]
         _log.info("audience: %d products to evaluate (%d new), %d candidate users, %d positive pairs",
                   len(target.item_idx), int(target.new_product.sum()), data.n_users, target.relevant.nnz)
         return ctx

@@ -10,6 +10,7 @@ import pandas as pd
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.data.tables import INTERACTION_COLUMNS
 from recsys.evaluation.plots import plot_recommend_diagnostics
 from recsys.evaluation.recommend import build_target, evaluate_recommender, metric_names
 from recsys.logging import get_logger
@@ -45,7 +46,7 @@ class RecommendTask(Task):
                           params=params, is_validation=is_validation)
         ctx.state.update(split=split, data=data, target=target, items=items)
         ctx.parent_artifacts["data/test_interactions.parquet"] = target.test_rows.reset_index(drop=True)
-        ctx.inputs = [(name, split.train[["user_id", "item_id", "timestamp", "event", "weight"]], "training"),
+        ctx.inputs = [(name, split.train[INTERACTION_COLUMNS], "training"),
                       (f"{name}-test", target.test_rows, "testing")]
         _log.info("evaluating %d users (%d by fallback) over %d items", len(target.user_ids),
                   int((target.user_idx < 0).sum()), data.n_items)
