@@ -66,6 +66,19 @@ def tiny_config():
     return make
 
 
+@pytest.fixture
+def time_zone(monkeypatch):
+    """Switch this process's local time zone (TZ + time.tzset) for one test; restored afterwards."""
+
+    def switch(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield switch
+    monkeypatch.undo()
+    time.tzset()
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data (or $RECSYS_SHARED_DATA); tests skip, saying why, when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -8,6 +8,7 @@ worker fails it, re-queues its params, and closes the dead worker's MLflow runs 
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import time
 import warnings
@@ -214,7 +215,6 @@ def _fail_unbeaten(study: optuna.Study) -> None:
     trial and its first beat would leave that trial RUNNING forever and every peer waiting on it.
     """
     import copy
-    import datetime as dt
 
     import sqlalchemy
     from optuna.storages import RDBStorage
@@ -228,7 +228,7 @@ def _fail_unbeaten(study: optuna.Study) -> None:
     grace = rdb.grace_period if rdb.grace_period is not None else 2 * rdb.heartbeat_interval
     session = rdb.scoped_session()
     try:
-        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        now = _utc_naive(session.execute(sqlalchemy.func.now()).scalar())
         rows = (session.query(models.TrialModel.trial_id, models.TrialModel.__table__.c.datetime_start)
                 .outerjoin(models.TrialHeartbeatModel,
                            models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
@@ -238,10 +238,13 @@ def _fail_unbeaten(study: optuna.Study) -> None:
                 .all())
     finally:
         session.close()
-    # datetime_start is the worker's local clock; allow a generous margin on top of the grace period
+    # Optuna stores datetime_start as naive UTC; compare in UTC against both the database clock and ours
+    # (never the local wall clock: under TZ=Asia/Tokyo that is 9 h ahead and would fail every live trial),
+    # with a generous margin on top of the grace period
     limit = dt.timedelta(seconds=2 * grace + 5)
+    ours = _utc_naive(dt.datetime.now(dt.UTC))
     for trial_id, started in rows:
-        if started is None or (now - started < limit and dt.datetime.now() - started < limit):
+        if started is None or (now - started < limit and ours - started < limit):
             continue
         try:
             if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
@@ -253,6 +256,17 @@ def _fail_unbeaten(study: optuna.Study) -> None:
         callback = storage.get_heartbeat_stale_trial_callback()
         if callback is not None:
             callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+
+
+def _utc_naive(value: dt.datetime) -> dt.datetime:
+    """A datetime as naive UTC, the form Optuna's RDB storage keeps `datetime_start` in.
+
+    Aware values (PostgreSQL's `now()` comes back in the session's time zone) are converted; naive ones are
+    taken as UTC already (SQLite's CURRENT_TIMESTAMP is UTC).
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None)
 
 
 def _n_done(study: optuna.Study) -> int:

@@ -129,8 +129,10 @@ def test_multi_objective_logs_pareto_front_and_picks_by_rule(tiny_config, mlflow
     assert "plots/pareto_front.png" in plots
 
 
-def test_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path):
-    """A worker killed between creating a trial and its first heartbeat must not block the study forever."""
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path, time_zone, zone):
+    """A worker killed between creating a trial and its first heartbeat must not block the study forever,
+    and a live one is left alone in any local time zone (Optuna keeps datetime_start in UTC)."""
     import warnings
 
     import optuna
@@ -138,6 +140,7 @@ def test_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path):
 
     from recsys.tuning.tuner import _fail_stale
 
+    time_zone(zone)
     warnings.simplefilter("ignore")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     storage = optuna.storages.RDBStorage(
@@ -155,3 +158,14 @@ def test_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path):
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     assert study.get_trials()[1].params == study.get_trials()[0].params
+
+
+def test_database_clock_is_read_as_utc_whatever_its_session_zone():
+    """PostgreSQL's now() comes back aware in the session's zone; SQLite's CURRENT_TIMESTAMP is naive UTC."""
+    import datetime as dt
+
+    from recsys.tuning.tuner import _utc_naive
+
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    assert _utc_naive(dt.datetime(2024, 1, 1, 9, 30, tzinfo=tokyo)) == dt.datetime(2024, 1, 1, 0, 30)
+    assert _utc_naive(dt.datetime(2024, 1, 1, 9, 30)) == dt.datetime(2024, 1, 1, 9, 30)
