@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -88,10 +89,65 @@ def shared_data(*parts: str) -> Path:
 
 
 def free_port() -> int:
-    """A free TCP port on the loopback interface."""
+    """A TCP port that was free on loopback a moment ago. Racy on its own (another process may take it before the
+    server binds it): start servers with `start_on_free_port`, or let them bind port 0 (`recsys serve --port 0
+    --port-file`) and read the port back with `read_port_file`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    """Whether some process holds `port` on loopback right now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def stop_process(proc: subprocess.Popen, seconds: float = 30) -> None:
+    """SIGTERM the process (its whole group when it leads one), then SIGKILL after `seconds`."""
+    if proc.poll() is not None:
+        return
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+        os.killpg(proc.pid, signal.SIGTERM) if group else proc.terminate()
+        proc.wait(seconds)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+        proc.wait(seconds)
+
+
+def start_on_free_port(launch: Callable[[int], subprocess.Popen], ready: Callable[[int], bool], what: str,
+                       attempts: int = 4, **wait: Any) -> tuple[subprocess.Popen, int]:
+    """Start a server that cannot bind port 0 itself (`mlflow server`, `mlflow models serve`) on a free port.
+
+    If it exits while its port is held by someone else (it lost the port between our probe and its bind), it is
+    started again on a fresh port; any other failure, or the last attempt, raises with `wait_until`'s message.
+    """
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        proc = launch(port)
+        try:
+            wait_until(lambda port=port: ready(port), what, proc, **wait)
+            assert proc.poll() is None, f"{what}: exited with rc={proc.returncode} while port {port} answered"
+            return proc, port
+        except AssertionError:
+            lost = proc.poll() is not None and port_in_use(port)
+            stop_process(proc)
+            if not lost or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+def read_port_file(path: Path, what: str, proc: subprocess.Popen, seconds: float = 120) -> int:
+    """The port a server bound itself (it writes the file atomically once bound); fails loudly at the deadline."""
+    wait_until(lambda: path.is_file(), f"{what} port file {path}", proc, seconds=seconds)
+    return int(path.read_text().strip())
 
 
 def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None = None, seconds: float = 120,
@@ -107,5 +163,5 @@ def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | No
                 return
         except OSError:
             pass
-        assert time.monotonic() < deadline, f"{what} not ready within {seconds}s"
+        assert time.monotonic() < deadline, f"{what} not ready within {seconds}s" + (f"\n{detail()}" if detail else "")
         time.sleep(interval)  # readiness poll, not a timing assumption

@@ -339,9 +339,33 @@ def build_app(config: ServeConfig) -> FastPath:
     return FastPath(create_api(holder), holder)
 
 
-def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the service with uvicorn (uvloop + httptools, one worker, no access log, no proxy-header rewriting)."""
+def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, port_file: str | None = None) -> None:
+    """Run the service with uvicorn (uvloop + httptools, one worker, no access log, no proxy-header rewriting).
+
+    The socket is bound here, before uvicorn starts: `port=0` takes a free port from the OS with no window for
+    another process to grab it, and `port_file` (written atomically once bound) reports the port to whoever
+    started the service.
+    """
+    import socket
+
     import uvicorn
 
-    uvicorn.run(build_app(config), host=host, port=port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="on", proxy_headers=False, server_header=False)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RecsysError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port, "
+                          "or --port 0 for any free one") from exc
+    bound = sock.getsockname()[1]
+    _log.info("serving on http://%s:%d", host, bound)
+    if port_file:
+        tmp = f"{port_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{bound}\n")
+        os.replace(tmp, port_file)
+    server = uvicorn.Server(uvicorn.Config(
+        build_app(config), host=host, port=bound, loop="uvloop", http="httptools", access_log=False,
+        log_level="warning", lifespan="on", proxy_headers=False, server_header=False))
+    server.run(sockets=[sock])

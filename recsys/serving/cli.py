@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              poll_interval=args.poll_interval)
     except (ValidationError, ValueError) as exc:
         raise ConfigError(f"invalid `recsys serve` options: {exc}") from exc
-    serve(config, host=args.host, port=args.port)
+    serve(config, host=args.host, port=args.port, port_file=args.port_file)
     return 0
 
 
@@ -34,7 +34,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated registered model names (default $RECSYS_SERVE_MODELS or recsys-quickstart)")
     p.add_argument("--alias", default="champion", help="alias to serve (default champion)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any free port)")
+    p.add_argument("--port-file", default=None,
+                   help="write the bound port to this file once listening (useful with --port 0)")
     p.add_argument("--poll-interval", type=float, default=30.0,
                    help="seconds between alias checks; 0 = only on POST /admin/reload (default 30)")
     p.add_argument("--max-k", type=int, default=100, help="top-K precomputed per user and item; largest k served")

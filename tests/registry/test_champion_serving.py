@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -14,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import free_port, wait_until
+from conftest import start_on_free_port, stop_process
 from mlflow.tracking import MlflowClient
 
 from recsys.experiment import run_experiment
@@ -45,28 +44,28 @@ def test_served_champion_returns_the_same_top_k_as_in_process_predict(mlflow_uri
     uri = f"models:/{NAME}@champion"
     expected = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"user_id": users}), params={"k": 5})
 
-    port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
-                             "-p", str(port), "-h", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+
+    def launch(port: int) -> subprocess.Popen:
+        return subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
+                                 "-p", str(port), "-h", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    proc = None
     try:
-        wait_until(lambda: _get(f"http://127.0.0.1:{port}/ping") == 200, "mlflow models serve", proc,
-                   interval=0.5, detail=lambda: (tmp_path / "serve.log").read_text()[-2000:])
+        proc, port = start_on_free_port(launch, lambda p: _get(f"http://127.0.0.1:{p}/ping") == 200,
+                                        "mlflow models serve", interval=0.5,
+                                        detail=lambda: (tmp_path / "serve.log").read_text()[-2000:])
         body = json.dumps({"dataframe_records": [{"user_id": u} for u in users], "params": {"k": 5}}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
             served = pd.DataFrame(json.loads(resp.read())["predictions"])
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, 20)
         log.close()
     cols = ["user_id", "item_id", "rank", "reason"]
     assert served[cols].to_dict("records") == expected[cols].to_dict("records")

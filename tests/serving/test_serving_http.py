@@ -7,17 +7,15 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
+from conftest import read_port_file, stop_process, wait_until
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -88,19 +86,20 @@ def served(tmp_path_factory) -> Served:
     version = result.registry["version"]
     client = MlflowClient(uri)
     client.set_registered_model_alias(MODEL, "champion", version)
-    port, token = free_port(), secrets.token_hex(8)
+    token = secrets.token_hex(8)
     env = {**os.environ, "RECSYS_ADMIN_TOKEN": token, "MLFLOW_TRACKING_URI": uri}
+    port_file = root / "port"
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", uri, "serve", "--models",
-                             f"{MODEL},{ABSENT}", "--port", str(port), "--poll-interval", "1", "--max-k", "50",
-                             "--cache-k", "5,10"], cwd=root, env=env, start_new_session=True)
-    s = Served(base=f"http://127.0.0.1:{port}", port=port, uri=uri, token=token, model=result.best.model,
-               version=version, run_id=client.get_model_version(MODEL, version).run_id, proc=proc)
+                             f"{MODEL},{ABSENT}", "--port", "0", "--port-file", str(port_file), "--poll-interval",
+                             "1", "--max-k", "50", "--cache-k", "5,10"], cwd=root, env=env, start_new_session=True)
     try:
+        port = read_port_file(port_file, "recsys serve", proc)
+        s = Served(base=f"http://127.0.0.1:{port}", port=port, uri=uri, token=token, model=result.best.model,
+                   version=version, run_id=client.get_model_version(MODEL, version).run_id, proc=proc)
         _wait_ready(s)
         yield s
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_process(proc)
 
 
 def _known_user(served: Served, i: int = 0) -> tuple[str, int]:
@@ -240,13 +239,14 @@ class Hammer(threading.Thread):
         conn.close()
 
     def wait_for(self, version: str | None, count: int, deadline_s: float = 60) -> None:
-        """Until the last `count` answers carry `version` (None: any `count` answers), or the deadline."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
+        """Until the last `count` answers carry `version` (None: any `count` answers); fails at the deadline."""
+        def done() -> bool:
             tail = self.seen[-count:]
-            if len(tail) == count and (version is None or all(v == version for _, v in tail)):
-                return
-            time.sleep(0.05)
+            return len(tail) == count and (version is None or all(v == version for _, v in tail))
+
+        wait_until(done, f"{count} answers" + (f" from version {version}" if version else ""), seconds=deadline_s,
+                   interval=0.05, detail=lambda: f"last answers (status, version): {self.seen[-count:]}")
+        assert self.is_alive(), "the request thread died"
 
 
 def _switch_alias_under_load(served: Served, new_version: str, admin_reload: bool) -> list[tuple[int, str | None]]:
@@ -279,22 +279,31 @@ def _assert_clean_switch(seen: list[tuple[int, str | None]], old: str, new: str)
     assert set(versions[:first_new]) <= {old} and set(versions[first_new:]) == {new}
 
 
-def test_admin_reload_swaps_version_without_failed_requests(served: Served) -> None:
+@pytest.fixture
+def new_version(served: Served):
+    """A fresh version of the champion's run; afterwards the alias is moved back to the original champion and
+    reloaded, so every other test (in any order) sees the version the module started with."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(served.uri)
     old = client.get_model_version(MODEL, served.version)
-    new = client.create_model_version(MODEL, source=old.source, run_id=old.run_id).version
-    seen = _switch_alias_under_load(served, str(new), admin_reload=True)
-    _assert_clean_switch(seen, served.version, str(new))
-    assert served.get("/models")[1]["models"][0]["version"] == str(new)
+    yield str(client.create_model_version(MODEL, source=old.source, run_id=old.run_id).version)
+    client.set_registered_model_alias(MODEL, "champion", served.version)
+    status, out = served.get("/admin/reload", method="POST", headers={"Authorization": f"Bearer {served.token}"})
+    assert status == 200 and [m["version"] for m in out["models"]] == [served.version]
 
 
-def test_alias_move_is_polled_without_admin_call(served: Served) -> None:
-    current = served.get("/models")[1]["models"][0]["version"]
-    assert current != served.version, "run after the admin reload test"
-    seen = _switch_alias_under_load(served, served.version, admin_reload=False)
-    _assert_clean_switch(seen, current, served.version)
+def test_admin_reload_swaps_version_without_failed_requests(served: Served, new_version: str) -> None:
+    seen = _switch_alias_under_load(served, new_version, admin_reload=True)
+    _assert_clean_switch(seen, served.version, new_version)
+    assert served.get("/models")[1]["models"][0]["version"] == new_version
+
+
+def test_alias_move_is_polled_without_admin_call(served: Served, new_version: str) -> None:
+    assert served.get("/models")[1]["models"][0]["version"] == served.version
+    seen = _switch_alias_under_load(served, new_version, admin_reload=False)
+    _assert_clean_switch(seen, served.version, new_version)
+    assert served.get("/models")[1]["models"][0]["version"] == new_version
 
 
 # OpenAPI fuzzing ------------------------------------------------------------------------------------------------

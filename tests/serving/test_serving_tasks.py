@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import free_port, wait_until
+from conftest import read_port_file, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIENCE, SEGMENT = "recsys-serving-audience", "recsys-serving-segment"
@@ -85,18 +84,18 @@ def service(tmp_path_factory) -> Service:
             versions[name] = result.registry["version"]
             MlflowClient(uri).set_registered_model_alias(name, "champion", versions[name])
             predictors[name] = load_predictor(result.best.model_dir)
-    port = free_port()
     env = {**os.environ, "RECSYS_ADMIN_TOKEN": secrets.token_hex(8), "MLFLOW_TRACKING_URI": uri}
+    port_file = root / "port"
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", uri, "serve", "--models",
-                             f"{AUDIENCE},{SEGMENT}", "--port", str(port), "--poll-interval", "0"],
-                            cwd=root, env=env, start_new_session=True)
-    svc = Service(port=port, predictors=predictors, versions=versions, proc=proc)
+                             f"{AUDIENCE},{SEGMENT}", "--port", "0", "--port-file", str(port_file),
+                             "--poll-interval", "0"], cwd=root, env=env, start_new_session=True)
     try:
+        svc = Service(port=read_port_file(port_file, "recsys serve", proc), predictors=predictors,
+                      versions=versions, proc=proc)
         wait_until(lambda: svc.call("/ready")[0] == 200, "recsys serve", proc)
         yield svc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        stop_process(proc)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

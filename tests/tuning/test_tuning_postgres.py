@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port, wait_until
+from conftest import free_port, port_in_use, start_on_free_port, stop_process
 
 N_TRIALS = 6
 CONFIG = {
@@ -47,12 +46,18 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(data, "postgres")
-    port = free_port()
     subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
                    check=True, capture_output=True)
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
-                   check=True, capture_output=True)
+    for attempt in range(4):  # PostgreSQL cannot bind port 0: retry when another process took the probed port
+        port = free_port()
+        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        started = subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
+                                               "start"]), check=False, capture_output=True)
+        if started.returncode == 0:
+            break
+        if attempt == 3 or not port_in_use(port):
+            shutil.rmtree(root, ignore_errors=True)
+            raise AssertionError(f"pg_ctl start failed (rc={started.returncode}): {started.stderr.decode()[-2000:]}")
     import psycopg2
 
     try:
@@ -70,28 +75,29 @@ def postgres():
 
 @pytest.fixture
 def mlflow_server(postgres, tmp_path):
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow", "--serve-artifacts",
-           "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
     log = open(tmp_path / "mlflow-server.log", "wb")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
+    def launch(port: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
+               "--serve-artifacts", "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def healthy(port: int) -> bool:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
                 return resp.status == 200
         except OSError:
             return False
 
+    server = None
     try:
-        wait_until(healthy, "mlflow server", server, seconds=90)
-        yield url
+        server, port = start_on_free_port(launch, healthy, "mlflow server", seconds=90,
+                                          detail=lambda: (tmp_path / "mlflow-server.log").read_text()[-2000:])
+        yield f"http://127.0.0.1:{port}"
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        if server is not None:
+            stop_process(server)
         log.close()
 
 

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 
 import pytest
-from conftest import free_port, wait_until
+from conftest import start_on_free_port, stop_process
 
 CHROMIUM = os.environ.get("RECSYS_CHROMIUM", "/usr/bin/chromium")
 def http_ok(url: str) -> bool:
@@ -38,20 +38,18 @@ def filled_store(tmp_path_factory):
         "registry: {enabled: false}\n")
     subprocess.run([sys.executable, "-m", "recsys.cli", "--log-level", "WARNING", "run", str(cfg)], cwd=tmp,
                    env=env, check=True, capture_output=True, timeout=300)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def launch(port: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    server, port = start_on_free_port(launch, lambda p: http_ok(f"http://127.0.0.1:{p}/health"), "mlflow server",
+                                      seconds=180, interval=0.5)
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), "mlflow server", server, seconds=180,
-                   interval=0.5)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def test_ui_shows_model_runs_and_their_ndcg(filled_store):
