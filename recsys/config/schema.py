@@ -43,7 +43,9 @@ class TabularConfig(StrictModel):
         description="canonical name -> column in the file (user_id, item_id, timestamp, event, rating, weight)",
     )
     item_columns: dict[str, str] = Field(default_factory=dict, description="canonical -> file column for items")
-    timestamp_unit: Literal["s", "ms", "us", "ns", "datetime"] = "datetime"
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = Field(
+        "auto", description="auto: dates/datetimes as such, numbers by magnitude (s/ms/us/ns, logged); "
+                            "or force s, ms, us, ns (numbers) or datetime (strings)")
     sep: str = ","
 
 

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from recsys.config.schema import StrictModel
 from recsys.data.tables import frame_fingerprint
+from recsys.data.timestamps import to_epoch_seconds
 from recsys.data.validation import require_columns
 from recsys.errors import DataError
 from recsys.logging import get_logger
@@ -73,7 +74,8 @@ class HitsFileConfig(StrictModel):
 
     path: str = Field(..., description="file; relative paths are resolved against cwd, the repo and $RECSYS_DATA_HOME")
     columns: dict[str, str] = Field(default_factory=dict, description="canonical hit column -> file column")
-    timestamp_unit: Literal["s", "ms", "datetime"] = "s"
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = Field(
+        "auto", description="auto: dates as such, numbers by magnitude (logged); or force s/ms/us/ns/datetime")
     sep: str = ","
 
 
@@ -296,7 +298,8 @@ def load_hits_file(cfg: HitsFileConfig) -> SessionTable:
                         f"found {list(raw.columns)}")
     hits = raw.rename(columns={v: k for k, v in cfg.columns.items()})
     if "timestamp" in hits.columns:
-        hits["timestamp"] = _to_seconds(hits["timestamp"], cfg.timestamp_unit, str(path))
+        hits["timestamp"] = to_epoch_seconds(hits["timestamp"], str(path), column=cfg.columns.get("timestamp", "timestamp"),
+                                             unit=cfg.timestamp_unit, option="sessions.hits.timestamp_unit")
     sessions = aggregate_hits(hits, str(path))
     return SessionTable(path.stem, sessions, list(HIT_FEATURES), {"n_hits": len(hits), "file": str(path)})
 
@@ -322,10 +325,10 @@ def load_ga_export(cfg: GAExportConfig) -> SessionTable:
     visit = raw[col["visitId"]].astype(str)
     sid = visitor + ":" + visit
     start_col = col.get("visitStartTime", col["visitId"])
-    start = pd.to_numeric(raw[start_col], errors="coerce")
-    if start.isna().any():
-        raise DataError(f"{where}, column {start_col!r}: {int(start.isna().sum())} value(s) are not unix seconds")
-    offset = pd.to_numeric(raw[col["hitTime"]], errors="coerce").fillna(0) / 1000.0 if "hitTime" in col else 0.0
+    start = to_epoch_seconds(raw[start_col], where, column=start_col, unit="auto",
+                             option="sessions.ga.columns.visitStartTime (unix seconds)")
+    offset = (pd.to_numeric(raw[col["hitTime"]], errors="coerce").fillna(0).to_numpy(np.float64) // 1000
+              if "hitTime" in col else 0)
     hits = pd.DataFrame({"session_id": sid, "user_id": visitor, "timestamp": (start + offset).astype(np.int64)})
     if "hitNumber" in col:
         hits["hit_number"] = pd.to_numeric(raw[col["hitNumber"]], errors="coerce")
@@ -375,7 +378,8 @@ def load_session_table(cfg: SessionTableConfig) -> SessionTable:
     check_unique(out, ["session_id"], where, "session")
     out["user_id"] = raw[cfg.user_id].to_numpy() if cfg.user_id else out["session_id"].to_numpy()
     if cfg.timestamp:
-        out["timestamp"] = _to_seconds(raw[cfg.timestamp], "datetime", where)
+        out["timestamp"] = to_epoch_seconds(raw[cfg.timestamp], where, column=cfg.timestamp, unit="auto",
+                                            option="sessions.table.timestamp (dates or unix time)")
     elif cfg.period:
         order = cfg.period_order or sorted(raw[cfg.period].astype(str).unique())
         rank = raw[cfg.period].astype(str).map({v: i for i, v in enumerate(order)})
@@ -394,18 +398,6 @@ def load_session_table(cfg: SessionTableConfig) -> SessionTable:
     if "revenue" not in cfg.features:  # revenue per session for profiles; unknown (NaN) without a column
         out["revenue"] = pd.to_numeric(raw[cfg.revenue], errors="coerce").fillna(0.0) if cfg.revenue else np.nan
     return SessionTable(path.stem, out, list(cfg.features), {"n_rows": len(raw), "file": where})
-
-
-def _to_seconds(values: pd.Series, unit: str, where: str) -> np.ndarray:
-    if unit == "datetime" and not pd.api.types.is_numeric_dtype(values):
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        if parsed.isna().any():
-            raise DataError(f"{where}: {int(parsed.isna().sum())} timestamp(s) cannot be parsed as dates")
-        return (parsed.astype("int64") // 10**9).to_numpy()
-    num = pd.to_numeric(values, errors="coerce")
-    if num.isna().any():
-        raise DataError(f"{where}: {int(num.isna().sum())} timestamp(s) are not numbers")
-    return (num.to_numpy(np.float64) // (1000 if unit == "ms" else 1)).astype(np.int64)
 
 
 def _to_bool(values: pd.Series, where: str, column: str) -> np.ndarray:

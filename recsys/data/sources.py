@@ -8,7 +8,7 @@ import pandas as pd
 
 from recsys.config.schema import DataConfig
 from recsys.data.tables import Dataset
-from recsys.data.validation import parse_timestamps, validate_interactions, validate_items
+from recsys.data.validation import validate_interactions, validate_items
 from recsys.errors import DataError
 from recsys.logging import get_logger
 from recsys.random import RandomState
@@ -21,14 +21,15 @@ def load_dataset(cfg: DataConfig, random_state: RandomState = 0) -> Dataset:
         from recsys.data.synthetic import generate
 
         raw, items, truth = generate(cfg.synthetic, random_state)
-        inter = validate_interactions(raw, cfg, "synthetic", now=float(raw["timestamp"].max()))
+        inter = validate_interactions(raw, cfg, "synthetic", now=float(raw["timestamp"].max()), timestamp_unit="s")
         return Dataset(name="synthetic", interactions=inter, items=items, extras={"truth": truth})
     if cfg.source == "movielens":
         from recsys.data import movielens
 
         folder = movielens.locate(cfg.movielens.name, cfg.movielens.path, cfg.movielens.download)
         ratings, items, files = movielens.read(cfg.movielens.name, folder)
-        inter = validate_interactions(ratings, cfg, files[0])
+        inter = validate_interactions(ratings, cfg, files[0], timestamp_unit="s",
+                                      unit_option="the MovieLens format (unix seconds)")
         return Dataset(name=cfg.movielens.name, interactions=inter, items=validate_items(items, files[1]),
                        extras={"folder": str(folder), "files": files})
     return load_tabular(cfg)
@@ -56,11 +57,7 @@ def load_tabular(cfg: DataConfig) -> Dataset:
         raise DataError(f"{tab.interactions}: missing column(s) {missing_src} named in data.tabular.columns; "
                         f"found {list(df.columns)}")
     df = df.rename(columns=mapping)
-    if "timestamp" in df.columns and tab.timestamp_unit != "datetime":
-        df["timestamp"] = parse_timestamps(df["timestamp"], tab.interactions, tab.timestamp_unit)
-    elif "timestamp" in df.columns:
-        df["timestamp"] = parse_timestamps(df["timestamp"], tab.interactions, "datetime")
-    inter = validate_interactions(df, cfg, tab.interactions)
+    inter = validate_interactions(df, cfg, tab.interactions, timestamp_unit=tab.timestamp_unit, columns=tab.columns)
     if tab.items:
         raw_items = read_table(tab.items, tab.sep).rename(columns={v: k for k, v in tab.item_columns.items()})
         items = validate_items(raw_items, tab.items)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from recsys.config.schema import SplitConfig
 from recsys.data.tables import frame_fingerprint
+from recsys.data.timestamps import parse_instant
 from recsys.errors import DataError
 from recsys.random import RandomState, rng as make_rng
 
@@ -34,7 +35,7 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
     df = df.reset_index(drop=True)
     if cfg.method == "temporal":
         if cfg.cutoff is not None and test_size is None:
-            cutoff = int(pd.Timestamp(cfg.cutoff, tz="UTC").timestamp())
+            cutoff = parse_instant(cfg.cutoff, "split.cutoff")
         else:
             ts = np.sort(df["timestamp"].to_numpy())
             cutoff = int(ts[min(len(ts) - 1, int(np.floor(len(ts) * (1 - size))))])

@@ -9,6 +9,7 @@ import pandas as pd
 
 from recsys.config.schema import DataConfig
 from recsys.data.tables import INTERACTION_COLUMNS
+from recsys.data.timestamps import to_epoch_seconds
 from recsys.errors import DataError
 from recsys.logging import get_logger
 
@@ -24,29 +25,18 @@ def require_columns(df: pd.DataFrame, columns: list[str], where: str, hint: str 
         )
 
 
-def parse_timestamps(values: pd.Series, where: str, unit: str = "s") -> np.ndarray:
-    """Return int64 unix seconds; unparseable values are a DataError with their count."""
-    if unit == "datetime" or values.dtype == object or pd.api.types.is_string_dtype(values):
-        if pd.api.types.is_numeric_dtype(values):
-            parsed = pd.to_datetime(values, unit="s", errors="coerce", utc=True)
-        else:
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        bad = int(parsed.isna().sum() - values.isna().sum())
-        if bad:
-            example = values[parsed.isna() & values.notna()].iloc[0]
-            raise DataError(f"{where}, column 'timestamp': {bad} value(s) cannot be parsed as a date/time "
-                            f"(e.g. {example!r}); fix the file or set data.tabular.timestamp_unit")
-        return (parsed.astype("int64") // 10**9).to_numpy() if parsed.dtype != "int64" else parsed.to_numpy()
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = int(numeric.isna().sum() - values.isna().sum())
-    if bad:
-        raise DataError(f"{where}, column 'timestamp': {bad} value(s) are not numbers")
-    div = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
-    return (numeric.to_numpy(dtype=np.float64) // div).astype(np.int64)
+def parse_timestamps(values: pd.Series, where: str, unit: str = "auto") -> np.ndarray:
+    """Int64 unix seconds of a timestamp column (see `recsys.data.timestamps.to_epoch_seconds`)."""
+    return to_epoch_seconds(values, where, unit=unit, option="data.tabular.timestamp_unit")
 
 
-def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now: float | None = None) -> pd.DataFrame:
+def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now: float | None = None,
+                          timestamp_unit: str = "auto", unit_option: str = "data.tabular.timestamp_unit",
+                          columns: dict[str, str] | None = None) -> pd.DataFrame:
     """Check and convert a raw table with canonical column names into canonical Interactions.
+
+    timestamp_unit: how the timestamp column is read (`recsys.data.timestamps.to_epoch_seconds`);
+    columns: canonical -> file column names (used in messages only).
 
     Required: user_id, item_id, timestamp. Optional: event, rating, weight. Returns columns
     user_id, item_id, timestamp, event, weight (+ rating when present), positives only.
@@ -58,15 +48,8 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         nulls = int(df[col].isna().sum())
         if nulls:
             raise DataError(f"{where}, column {col!r}: {nulls} null id(s); drop or fill those rows")
-    if df["timestamp"].isna().any():
-        raise DataError(f"{where}, column 'timestamp': {int(df['timestamp'].isna().sum())} null value(s)")
-    if not pd.api.types.is_integer_dtype(df["timestamp"]):
-        df["timestamp"] = parse_timestamps(df["timestamp"], where, "datetime")
-    df["timestamp"] = df["timestamp"].astype(np.int64)
-    negative = int((df["timestamp"] < 0).sum())
-    if negative:
-        raise DataError(f"{where}, column 'timestamp': {negative} timestamp(s) before 1970 are out of order "
-                        "with the rest; check the unit (data.tabular.timestamp_unit)")
+    df["timestamp"] = to_epoch_seconds(df["timestamp"], where, column=_name(columns, "timestamp"),
+                                       unit=timestamp_unit, option=unit_option)
     now = time.time() if now is None else now
     future = int((df["timestamp"] > now + 86400).sum())
     if future and not cfg.allow_future:
@@ -103,6 +86,11 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
                         "minimum counts); loosen data.implicit or data.min_*_interactions")
     cols = INTERACTION_COLUMNS + (["rating"] if "rating" in df.columns else [])
     return df[cols].sort_values(["timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
+
+
+def _name(columns: dict[str, str] | None, canonical: str) -> str:
+    """The file's name of a canonical column (messages name what the user sees)."""
+    return (columns or {}).get(canonical, canonical)
 
 
 def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:

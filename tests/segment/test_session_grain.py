@@ -56,11 +56,14 @@ def test_aggregation_is_one_row_per_session_with_consistent_counts(hits):
     assert (sessions["converted"] == (sessions["transactions"] > 0)).all()
 
 
+V1, V2 = 1_501_583_974, 1_501_590_000  # 2017-08-01T10:39:34Z and 12:20:00Z
+
+
 def test_ga_rows_aggregate_to_visits_with_totals_in_micros(tmp_path):
     # two visitors; visitor 1 has two visits, one of which spans three rows; visit ids repeat across visitors
     raw = pd.DataFrame({
         "fullVisitorId": ["0001", "0001", "0001", "0001", "0002"],
-        "visitId": [100, 100, 100, 200, 100],
+        "visitId": [V1, V1, V1, V2, V1],  # GA visit ids are the visit's start in unix seconds
         "time": [0, 5000, 9000, 0, 0],
         "pageviews": [4, 4, 4, 1, 2],
         "timeOnSite": [30.0, 30.0, 30.0, np.nan, 12.0],
@@ -78,10 +81,11 @@ def test_ga_rows_aggregate_to_visits_with_totals_in_micros(tmp_path):
     table = load_ga_export(cfg)
     s = table.sessions.set_index("session_id")
     assert len(s) == raw.groupby(["fullVisitorId", "visitId"]).ngroups == 3
-    buy = s.loc["0001:100"]
+    buy = s.loc[f"0001:{V1}"]
     assert buy["pageviews"] == 4 and buy["revenue"] == pytest.approx(25.5) and buy["converted"]
     assert buy["product_views"] == 1 and buy["cart_adds"] == 1 and buy["unique_pages"] == 3
-    assert s.loc["0001:200", "time_on_site"] == 0 and not s.loc["0002:100", "converted"]
+    assert s.loc[f"0001:{V2}", "time_on_site"] == 0 and not s.loc[f"0002:{V1}", "converted"]
+    assert s.loc[f"0001:{V1}", "timestamp"] == V1 and s.loc[f"0001:{V2}", "timestamp"] == V2
 
 
 def test_google_extract_sessions_equal_distinct_visit_pairs():
