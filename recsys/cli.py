@@ -47,11 +47,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         tuner = make_tuner(storage=args.storage, n_trials=None)
         tune_models = {m.run_name for m in cfg.models if m.search}
     result = run_experiment(cfg, tracker=tracker, config_path=args.config, tuner=tuner, tune_models=tune_models)
-    print(result.comparison.drop(columns=[c for c in result.comparison.columns if c.endswith("seconds")])
-          .to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"\nbest: {result.best.entry.run_name} ({cfg.selection_metric}="
-          f"{result.best.metrics.get(cfg.selection_metric, float('nan')):.4f}); parent run {result.parent_run_id}; "
-          f"tracking {tracker.tracking_uri}")
+    from recsys.evaluation.decision import fmt
+    from recsys.evaluation.report import comparison_rows
+
+    if result.decision is not None:
+        print(comparison_rows(result.comparison, result.decision).to_string(index=False))
+        print(f"\nselected: {result.best.entry.run_name} ({cfg.selection_metric}="
+              f"{fmt(result.best.metrics.get(cfg.selection_metric))}) because {result.decision.reason}")
+        print(f"tied with the best: {', '.join(result.decision.tied) or 'none'}; parent run {result.parent_run_id}; "
+              f"tracking {tracker.tracking_uri}")
+    else:
+        print(result.comparison.to_string(float_format=fmt))
     if result.registry:
         print(f"registry: {json.dumps(result.registry, default=str)}")
     return 0

@@ -16,7 +16,9 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.evaluation.decision import BootstrapCache, Candidate, Decision, decide, metric_intervals
 from recsys.logging import get_logger
+from recsys.random import derive_seed
 from recsys.tasks import ModelResult, Task, TaskContext, get_task
 
 _log = get_logger(__name__)
@@ -35,6 +37,7 @@ class ExperimentResult:
     parent_run_id: str | None = None
     run_ids: dict[str, str] = field(default_factory=dict)
     registry: dict[str, Any] = field(default_factory=dict)
+    decision: Decision | None = None
 
 
 class NullTracker:
@@ -58,6 +61,10 @@ class NullTracker:
                        ctx: TaskContext) -> None:
         pass
 
+    def log_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
+                     run_ids: dict[str, str], ctx: TaskContext) -> None:
+        pass
+
     def register_best(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> dict[str, Any]:
         return {}
 
@@ -77,6 +84,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
         with tracker.experiment_run(cfg, config_path) as parent_id:
             ctx = task.prepare(cfg)
             tracker.log_context(ctx)
+            # one seeded set of resamples for the whole experiment: every model sees the same resampled users
+            boot = BootstrapCache(cfg.evaluation.bootstrap, derive_seed(cfg.seed, "bootstrap"))
             results: list[ModelResult] = []
             run_ids: dict[str, str] = {}
             for entry in cfg.models:
@@ -85,29 +94,45 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
                     if tuner is not None and tune_models and entry.run_name in tune_models:
                         final_entry = tuner(task, ctx, entry, tracker, run_id)
                     result = task.run_model(ctx, final_entry, root / entry.run_name)
+                    result.metrics.update(metric_intervals(result.per_user, result.metrics, boot,
+                                                           cfg.evaluation.confidence))
                     tracker.log_model_result(run_id, result, ctx)
                 results.append(result)
                 if run_id:
                     run_ids[entry.run_name] = run_id
-            comparison = compare(results, cfg)
-            best = select_best(results, cfg)
-            _log.info("best model by %s: %s (%.4f)", cfg.selection_metric, best.entry.run_name,
-                      best.metrics.get(cfg.selection_metric, float("nan")))
+            select_best(results, cfg)  # raises when the selection metric is missing
+            decision = decide_models(results, cfg, boot)
+            best = next(r for r in results if r.entry.run_name == decision.selected)
+            comparison = compare(results, cfg, decision)
+            _log.info("selected model by %s: %s (%.4g); %s", cfg.selection_metric, best.entry.run_name,
+                      best.metrics.get(cfg.selection_metric, float("nan")), decision.reason)
             tracker.log_comparison(comparison, best, run_ids, ctx)
+            tracker.log_decision(decision, results, comparison, run_ids, ctx)
             registry = {}
             if cfg.registry.enabled:
                 registry = tracker.register_best(best, run_ids.get(best.entry.run_name), ctx) or {}
         return ExperimentResult(config=cfg, context=ctx, results=results, best=best, comparison=comparison,
-                                parent_run_id=parent_id, run_ids=run_ids, registry=registry)
+                                parent_run_id=parent_id, run_ids=run_ids, registry=registry, decision=decision)
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def compare(results: list[ModelResult], cfg: ExperimentConfig) -> pd.DataFrame:
+def decide_models(results: list[ModelResult], cfg: ExperimentConfig, boot: BootstrapCache | None = None) -> Decision:
+    """Paired tests of every model against the best, Holm-corrected; ties; `selection.rule` applied."""
+    t = cfg.evaluation.tests
+    candidates = [Candidate(r.entry.run_name, r.metrics, r.per_user, r.seconds.get("fit_seconds", float("nan")),
+                            key=r.tags.get("per_user_key", "user_id")) for r in results]
+    return decide(candidates, cfg.selection_metric, cfg.selection.direction, cfg.selection.rule, t.metrics, t.alpha,
+                  t.test, boot, cfg.evaluation.confidence)
+
+
+def compare(results: list[ModelResult], cfg: ExperimentConfig, decision: Decision | None = None) -> pd.DataFrame:
     rows = []
     for r in results:
-        rows.append({"model": r.entry.run_name, **r.metrics, **r.seconds})
+        extra = decision.model_metrics(r.entry.run_name) if decision is not None else {}
+        tie = {"tied_with_best": decision.is_tied(r.entry.run_name)} if decision is not None else {}
+        rows.append({"model": r.entry.run_name, **r.metrics, **extra, **tie, **r.seconds})
     df = pd.DataFrame(rows).set_index("model")
     metric = cfg.selection_metric
     if metric in df.columns:

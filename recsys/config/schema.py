@@ -90,6 +90,8 @@ class SplitConfig(StrictModel):
     validation_size: float = Field(0.1, gt=0, lt=1, description="share carved from training for tuning, same method")
     unknown_users: Literal["drop", "fallback"] = Field("drop", description="test users unseen in training")
     unknown_items: Literal["drop", "keep"] = Field("drop", description="test items unseen in training")
+    folds: int = Field(1, ge=1, le=50, description="repeated splits: temporal = rolling origins walking back in "
+                                                   "time; leave_last/random = user-disjoint folds of evaluation users")
 
 
 class MetricsConfig(StrictModel):
@@ -104,6 +106,22 @@ class MetricsConfig(StrictModel):
         if bad:
             raise ValueError(f"every K must be > 0, but got {bad}")
         return sorted(set(v))
+
+
+class SignificanceTestsConfig(StrictModel):
+    """Paired tests of every model against the best one (per-user differences, Holm-corrected across models)."""
+
+    metrics: list[str] = Field(default_factory=list, description="metrics tested besides the selection metric")
+    alpha: float = Field(0.05, gt=0, lt=1, description="models not significantly different at alpha are tied")
+    test: Literal["wilcoxon", "ttest"] = Field("wilcoxon", description="the test behind p_value_vs_best")
+
+
+class EvaluationConfig(StrictModel):
+    """Uncertainty of every per-user metric: a seeded paired bootstrap over evaluation users."""
+
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the confidence intervals; 0 = off")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+    tests: SignificanceTestsConfig = Field(default_factory=SignificanceTestsConfig)
 
 
 class ModelEntry(StrictModel):
@@ -141,6 +159,9 @@ class ModelEntry(StrictModel):
 class SelectionConfig(StrictModel):
     metric: str | None = Field(None, description="defaults to metrics.primary")
     direction: Literal["maximize", "minimize"] = "maximize"
+    rule: Literal["best", "simplest_tied"] = Field(
+        "best", description="best = highest point estimate; simplest_tied = the fastest to fit among the models "
+                            "tied with the best (not significantly different at evaluation.tests.alpha)")
 
 
 class RegistryConfig(StrictModel):
@@ -162,6 +183,7 @@ class ExperimentConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     models: list[ModelEntry] = Field(..., min_length=1)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)

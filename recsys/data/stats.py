@@ -41,3 +41,99 @@ def describe(interactions: pd.DataFrame, split: Split | None = None) -> dict:
             "audit": split.audit,
         }
     return stats
+
+
+# thresholds of the feasibility verdict (shares in [0, 1])
+ONE_TIME_HIGH = 0.8  # above: most users have no history to learn from
+RETENTION_LOW = 0.05  # below: few training users come back in the test period
+COLD_HIGH = 0.5  # above: most test users (or items) are unknown to training
+
+
+def feasibility(stats: dict) -> dict:
+    """Is collaborative filtering feasible here? A verdict from one-time share, retention and cold share.
+
+    Returns {"verdict": "feasible" | "feasible with caveats" | "not feasible", "feasible": bool,
+    "reasons": [sentences], "numbers": {name: value}}; missing statistics are skipped, never guessed.
+    """
+    split = stats.get("split") or {}
+    numbers: dict[str, float] = {}
+    if "one_time_user_share" in stats:
+        numbers["one_time_user_share"] = float(stats["one_time_user_share"])
+    if "retention_train_to_test" in split:
+        numbers["retention_train_to_test"] = float(split["retention_train_to_test"])
+    if "test_users_seen_in_train" in split:
+        numbers["cold_user_share"] = 1.0 - float(split["test_users_seen_in_train"])
+    if "test_items_unseen_in_train" in split:
+        numbers["cold_item_share"] = float(split["test_items_unseen_in_train"])
+    problems, caveats, fine = [], [], []
+
+    def pct(v: float) -> str:
+        return f"{v * 100:.4g}%"
+
+    ot = numbers.get("one_time_user_share")
+    if ot is not None:
+        (problems if ot > ONE_TIME_HIGH else caveats if ot > ONE_TIME_HIGH / 2 else fine).append(
+            f"one-time users: {pct(ot)} of users have a single interaction"
+            + (" (most users have no history to learn from; an engagement or popularity baseline is the floor)"
+               if ot > ONE_TIME_HIGH else ""))
+    ret = numbers.get("retention_train_to_test")
+    if ret is not None:
+        (problems if ret < RETENTION_LOW / 5 else caveats if ret < RETENTION_LOW else fine).append(
+            f"retention: {pct(ret)} of training users come back in the test period"
+            + (" (the evaluated users are a small engaged minority)" if ret < RETENTION_LOW else ""))
+    cold = numbers.get("cold_user_share")
+    if cold is not None:
+        (problems if cold > COLD_HIGH else caveats if cold > COLD_HIGH / 2 else fine).append(
+            f"cold users: {pct(cold)} of test users are unknown to training"
+            + (" (served by the fallback only)" if cold > COLD_HIGH / 2 else ""))
+    cold_items = numbers.get("cold_item_share")
+    if cold_items is not None:
+        (caveats if cold_items > COLD_HIGH / 2 else fine).append(
+            f"cold items: {pct(cold_items)} of test items are new (only content models can recommend them)")
+    if problems:
+        verdict = "not feasible"
+    elif caveats:
+        verdict = "feasible with caveats"
+    else:
+        verdict = "feasible"
+    return {"verdict": verdict, "feasible": not problems, "reasons": problems + caveats + fine, "numbers": numbers}
+
+
+def describe_text(stats: dict, verdict: dict | None = None) -> str:
+    """A readable summary of `describe` output with the feasibility verdict (4 significant digits)."""
+    verdict = verdict or feasibility(stats)
+
+    def g(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    lines = [f"collaborative filtering: {verdict['verdict'].upper()}"]
+    lines += [f"  - {r}" for r in verdict["reasons"]]
+    lines.append("")
+    lines.append(f"users {g(stats.get('users'))}, items {g(stats.get('items'))}, interactions "
+                 f"{g(stats.get('interactions'))}, density {g(stats.get('density'))}")
+    ipu = stats.get("interactions_per_user") or {}
+    if ipu:
+        lines.append("interactions per user: " + ", ".join(f"{k} {g(v)}" for k, v in ipu.items()))
+    period = stats.get("period") or {}
+    if period:
+        lines.append(f"period: {period.get('start')} .. {period.get('end')}")
+    events = stats.get("events") or {}
+    if events:
+        lines.append("events: " + ", ".join(f"{k} {g(v)}" for k, v in events.items()))
+    split = stats.get("split") or {}
+    if split:
+        lines.append(f"split {split.get('method')}: {g(split.get('train_interactions'))} train / "
+                     f"{g(split.get('test_interactions'))} test interactions")
+        for key in ("retention_train_to_test", "test_users_seen_in_train", "test_items_unseen_in_train"):
+            if key in split:
+                lines.append(f"  {key}: {g(split[key])}")
+        audit = split.get("audit") or {}
+        if "leak_share" in audit:
+            lines.append(f"  leak_share: {g(audit['leak_share'])}")
+    lines.append("")
+    lines.append("(--json prints every number at full precision)")
+    return "\n".join(lines)

@@ -12,9 +12,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-Alternative = Literal["greater", "less", "two-sided"]
+from recsys.evaluation.statistics import Alternative, paired_p_value
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,8 @@ def paired_test(a: np.ndarray, b: np.ndarray, test: Literal["wilcoxon", "ttest"]
     mean_a = float(a.mean()) if n else float("nan")
     mean_b = float(b.mean()) if n else float("nan")
     mean_diff = float(diff.mean()) if n else float("nan")
-    if n < 2 or not np.any(diff != 0):
-        return PairedTestResult(test, alternative, n, mean_a, mean_b, mean_diff, 0.0, 1.0)
-    if test == "wilcoxon":
-        res = stats.wilcoxon(a, b, alternative=alternative, zero_method="wilcox")
-    else:
-        res = stats.ttest_rel(a, b, alternative=alternative)
-    p = float(res.pvalue)
-    return PairedTestResult(test, alternative, n, mean_a, mean_b, mean_diff, float(res.statistic),
-                            1.0 if np.isnan(p) else p)
+    statistic, p = paired_p_value(diff, test, alternative)  # the one implementation (recsys.evaluation.statistics)
+    return PairedTestResult(test, alternative, n, mean_a, mean_b, mean_diff, statistic, p)
 
 
 def paired_frame_test(challenger: pd.DataFrame, reference: pd.DataFrame, metric: str,

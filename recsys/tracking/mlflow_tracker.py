@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from recsys.config.loader import config_hash
 from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.evaluation.decision import Decision, fmt
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 
@@ -62,19 +63,21 @@ class MlflowTracker:
     @contextlib.contextmanager
     def experiment_run(self, cfg: ExperimentConfig, config_path: str | None = None) -> Iterator[str]:
         env_run = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run is the parent
+        run_name = parent_run_name(cfg.name)
         if env_run:
             run = mlflow.start_run(run_id=env_run)
+            self._warn_default_experiment(run.info.experiment_id, cfg.name)
             os.environ.pop("MLFLOW_RUN_ID", None)  # else the next nested start_run resumes this run
             # mlflow resumes $MLFLOW_RUN_ID on the next start_run(): without this the first model run would be
             # the parent run itself (no nesting, its tags and metrics overwritten)
             os.environ.pop("MLFLOW_RUN_ID", None)
         else:
             exp = mlflow.set_experiment(cfg.name)
-            run = mlflow.start_run(run_name=cfg.name, experiment_id=exp.experiment_id)
+            run = mlflow.start_run(run_name=run_name, experiment_id=exp.experiment_id)
         self.parent_id = run.info.run_id
         self.experiment_id = run.info.experiment_id
         commit = git_commit()
-        tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name,
+        tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name, "mlflow.runName": run_name,
                 "config_hash": config_hash(cfg), **cfg.experiment.tags}
         if config_path:
             tags["config_path"] = str(config_path)
@@ -93,6 +96,19 @@ class MlflowTracker:
             mlflow.end_run("FAILED")
             raise
         mlflow.end_run("FINISHED")
+
+    _warned_default = False
+
+    def _warn_default_experiment(self, experiment_id: str, name: str) -> None:
+        """`mlflow run` without --experiment-name logs into "Default": say so once, and how to name it."""
+        try:
+            exp_name = self.client.get_experiment(experiment_id).name
+        except mlflow.exceptions.MlflowException:
+            return
+        if exp_name == "Default" and not MlflowTracker._warned_default:
+            MlflowTracker._warned_default = True
+            _log.warning('the runs go to the MLflow experiment "Default"; name it with `mlflow run . '
+                         '--experiment-name %s` (or MLFLOW_EXPERIMENT_NAME=%s)', name, name)
 
     def log_context(self, ctx: TaskContext) -> None:
         self._ctx_tags = {"dataset": ctx.dataset_name, "split": str(ctx.params.get("split.method", "")),
@@ -202,12 +218,20 @@ class MlflowTracker:
             t = Path(tmp)
             table.to_csv(t / "comparison.csv")
             (t / "comparison.md").write_text(to_markdown(table))
-            plot_comparison(comparison, metric, t / "comparison.png")
+            plot_comparison(comparison, metric, t / "comparison.png", selected=best.entry.run_name)
             for name in ("comparison.csv", "comparison.md", "comparison.png"):
                 self.client.log_artifact(self.parent_id, str(t / name))
         tags = {"best_model": best.entry.run_name, "best_run_id": run_ids.get(best.entry.run_name, "")}
         self._batch(self.parent_id, tags=tags,
                     metrics={f"best_{metric}": best.metrics[metric]} if metric in best.metrics else {})
+
+    def log_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
+                     run_ids: dict[str, str], ctx: TaskContext) -> None:
+        """Δ and corrected p vs the best on each model run; ties, rule, reason, Markdown description and
+        report.html on the experiment run."""
+        from recsys.tracking.report import log_decision
+
+        log_decision(self, decision, results, comparison, run_ids, ctx)
 
     def register_best(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> dict[str, Any]:
         if run_id is None or "model_uri" not in best.extra:
@@ -251,6 +275,13 @@ class MlflowTracker:
             mlflow.end_run(status)
 
 
+def parent_run_name(name: str) -> str:
+    """`<config name> <yyyy-mm-dd hh:mm>` (local time), never a random name."""
+    import datetime as dt
+
+    return f"{name} {dt.datetime.now():%Y-%m-%d %H:%M}"
+
+
 def _param_value(v: Any) -> str:
     s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
     return s if len(s) <= MAX_PARAM_LEN else s[: MAX_PARAM_LEN - 3] + "..."
@@ -273,39 +304,63 @@ def to_markdown(df: pd.DataFrame) -> str:
     cols = [df.index.name or ""] + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for idx, row in df.iterrows():
-        cells = [str(idx)] + [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.to_numpy()]
+        cells = [str(idx)] + [fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(df: pd.DataFrame, metric: str, path: Path) -> None:
-    """Small multiples: one horizontal bar chart per metric (each on its own scale), the selection metric first."""
+def plot_comparison(df: pd.DataFrame, metric: str, path: Path, selected: str | None = None) -> None:
+    """Small multiples: one horizontal bar chart per metric (each on its own scale), the selection metric first.
+
+    `<metric>_ci_low/_ci_high` columns become error bars; models with `tied_with_best` are hatched and marked.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     prefixes = ("ndcg_at", "recall_at", "precision_at", "map_at", "hit_rate_at", "catalog_coverage_at", "lift_at",
                 "novelty_at", "silhouette", "recall_vs_exact")
-    cols = [c for c in df.columns if c.startswith(prefixes) and pd.api.types.is_numeric_dtype(df[c])]
+    derived = ("_ci_low", "_ci_high", "_std", "delta_vs_best", "p_value", "cohens_d", "tied_with_best")
+
+    def plain(c: str) -> bool:
+        return ("/" not in c and not any(d in c for d in derived) and pd.api.types.is_numeric_dtype(df[c])
+                and df[c].dtype != bool)
+
+    cols = [c for c in df.columns if c.startswith(prefixes) and plain(c)]
     if not cols:
-        cols = [c for c in df.columns if not c.endswith("seconds") and pd.api.types.is_numeric_dtype(df[c])]
+        cols = [c for c in df.columns if not c.endswith("seconds") and plain(c)]
     cols = ([metric] if metric in df.columns else []) + [c for c in cols if c != metric]
     cols = cols[:8]
     ncols = min(4, max(1, len(cols)))
     nrows = -(-len(cols) // ncols) if cols else 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.45 * len(df) * nrows + 1.4 * nrows), squeeze=False)
-    models = [str(m) for m in df.index]
+    tied = (df["tied_with_best"].astype(bool).to_numpy() if "tied_with_best" in df.columns
+            else np.zeros(len(df), dtype=bool))
+    models = [f"{m} (tied)" if t else str(m) for m, t in zip(df.index, tied)]
     for ax, col in zip(axes.ravel(), cols):
         values = df[col].astype(float).to_numpy()
-        colors = ["#c0392b" if col == metric and v == values.max() else "#3b6ea5" for v in values]
-        ax.barh(models, values, color=colors)
+        pick = (df.index == selected) if selected is not None else (values == np.nanmax(values))
+        colors = ["#c0392b" if col == metric and p else "#e0a526" if col == metric and t else "#3b6ea5"
+                  for p, t in zip(pick, tied)]
+        xerr = None
+        if f"{col}_ci_low" in df.columns and f"{col}_ci_high" in df.columns:
+            lo = df[f"{col}_ci_low"].astype(float).to_numpy()
+            hi = df[f"{col}_ci_high"].astype(float).to_numpy()
+            xerr = np.nan_to_num(np.vstack([values - lo, hi - values]).clip(min=0))
+        bars = ax.barh(models, values, color=colors, xerr=xerr, capsize=3, ecolor="#333")
+        for bar, t in zip(bars, tied):
+            if t:
+                bar.set_hatch("//")
         ax.invert_yaxis()
-        ax.set_title(col + (" (selection)" if col == metric else ""), fontsize=9)
+        ax.set_title(col + (" (selection, 95% CI)" if col == metric and xerr is not None else
+                            " (selection)" if col == metric else ""), fontsize=9)
         ax.tick_params(labelsize=8)
+        top = np.nanmax(values if xerr is None else values + xerr[1])
         for y, v in enumerate(values):
-            ax.text(v, y, f" {v:.4g}", va="center", fontsize=7)
-        ax.set_xlim(0, max(values.max() * 1.3, 1e-9))
+            ax.text(v if xerr is None else v + xerr[1][y], y, f" {v:.4g}", va="center", fontsize=7)
+        ax.set_xlim(0, max(float(top) * 1.35, 1e-9))
     for ax in axes.ravel()[len(cols):]:
         ax.axis("off")
     fig.tight_layout()
