@@ -35,8 +35,9 @@ class ImplicitRecommender(Recommender):
             est = self._construct()
         kwargs = {"show_progress": progress_enabled()}
         if callback is not None and self._supports_callback():
-            kwargs["callback"] = lambda it, elapsed, loss=None: callback(
-                it, {"elapsed": elapsed, "loss": loss, **self._progress_info(est)})
+            # ALS calls back (epoch, elapsed[, loss]); BPR (epoch, elapsed, correct, skipped)
+            kwargs["callback"] = lambda it, elapsed, *extra: callback(
+                it, {"elapsed": elapsed, "loss": extra[0] if extra else None, **self._progress_info(est)})
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(self.seen_, **kwargs)
