@@ -82,6 +82,11 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
     root = Path(workdir or tmp.name)  # type: ignore[union-attr]
     try:
         with tracker.experiment_run(cfg, config_path) as parent_id:
+            if cfg.split.folds > 1 and not task.supports_folds:
+                from recsys.errors import ConfigError
+
+                raise ConfigError(f"split.folds={cfg.split.folds} is not supported by task {cfg.task!r} "
+                                  "(repeated splits: task recommend); remove split.folds")
             ctx = task.prepare(cfg)
             tracker.log_context(ctx)
             # one seeded set of resamples for the whole experiment: every model sees the same resampled users
@@ -132,7 +137,8 @@ def compare(results: list[ModelResult], cfg: ExperimentConfig, decision: Decisio
     for r in results:
         extra = decision.model_metrics(r.entry.run_name) if decision is not None else {}
         tie = {"tied_with_best": decision.is_tied(r.entry.run_name)} if decision is not None else {}
-        rows.append({"model": r.entry.run_name, **r.metrics, **extra, **tie, **r.seconds})
+        plain = {k: v for k, v in r.metrics.items() if "/" not in k}  # slice/... metrics stay on the model runs
+        rows.append({"model": r.entry.run_name, **plain, **extra, **tie, **r.seconds})
     df = pd.DataFrame(rows).set_index("model")
     metric = cfg.selection_metric
     if metric in df.columns:

@@ -92,3 +92,65 @@ def leakage_audit(train: pd.DataFrame, test: pd.DataFrame) -> dict:
 def validation_split(split: Split, cfg: SplitConfig, random_state: RandomState = 0) -> Split:
     """Carve a validation part from the training part only (same method); the test part is never touched."""
     return split_interactions(split.train, cfg, random_state, test_size=cfg.validation_size)
+
+
+def split_folds(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomState = 0) -> tuple[list[Split], pd.DataFrame]:
+    """`cfg.folds` repeated splits and the training part common to all of them (what tuning may use).
+
+    temporal: rolling origins walking back in time; fold 0 is the usual split, fold j's test window is the
+    `test_size` share (or the share at or after `cutoff`) just before fold j-1's, its train everything earlier.
+    leave_last / random: one per-user holdout, its evaluation users dealt into `folds` user-disjoint groups; fold j
+    tests group j's held-out rows and trains on everything else (the other users' held-out rows included).
+    No test row belongs to two folds.
+    """
+    n_folds = cfg.folds
+    df = df.reset_index(drop=True)
+    if cfg.method == "temporal":
+        ts = np.sort(df["timestamp"].to_numpy())
+        n = len(ts)
+        if cfg.cutoff is not None:
+            pos0 = int(np.searchsorted(ts, int(pd.Timestamp(cfg.cutoff, tz="UTC").timestamp()), side="left"))
+            width = n - pos0
+        else:
+            width = n - int(np.floor(n * (1 - cfg.test_size)))
+            pos0 = n - width
+        starts = [pos0 - j * width for j in range(n_folds)]
+        if starts[-1] <= 0:
+            raise DataError(f"split.folds={n_folds} rolling windows of {width} rows each need more than "
+                            f"{n_folds * width} of the {n} interactions; lower split.folds or split.test_size")
+        cutoffs = [int(ts[s]) for s in starts]
+        if len(set(cutoffs)) < n_folds:
+            raise DataError(f"split.folds={n_folds}: the timestamps are too coarse for {n_folds} distinct windows "
+                            f"(cutoffs {cutoffs}); lower split.folds or raise split.test_size")
+        t = df["timestamp"].to_numpy()
+        folds = []
+        upper = np.iinfo(np.int64).max
+        for j, cutoff in enumerate(cutoffs):
+            is_test = (t >= cutoff) & (t < upper)
+            train, test = df[t < cutoff], df[is_test]
+            if train.empty or test.empty:
+                raise DataError(f"split fold {j} left an empty {'train' if train.empty else 'test'} part; "
+                                "lower split.folds or change split.test_size")
+            folds.append(Split(train=train.reset_index(drop=True), test=test.reset_index(drop=True),
+                               method=cfg.method, audit={**leakage_audit(train, test), "cutoff": cutoff, "fold": j}))
+            upper = cutoff
+        common = df[t < cutoffs[-1]].reset_index(drop=True)
+        return folds, common
+    base = split_interactions(df, cfg, random_state)
+    users = np.sort(base.test["user_id"].unique())
+    if len(users) < n_folds:
+        raise DataError(f"split.folds={n_folds} but only {len(users)} users have held-out interactions; "
+                        "lower split.folds")
+    from recsys.random import derive_seed
+
+    order = make_rng(derive_seed(random_state if isinstance(random_state, int) else 0, "folds")).permutation(users)
+    groups = np.array_split(order, n_folds)
+    folds = []
+    for j, group in enumerate(groups):
+        mine = base.test["user_id"].isin(group).to_numpy()
+        test = base.test[mine]
+        train = pd.concat([base.train, base.test[~mine]], ignore_index=True)
+        folds.append(Split(train=train, test=test.reset_index(drop=True), method=cfg.method,
+                           audit={**leakage_audit(train, test), **{k: v for k, v in base.audit.items()
+                                                                    if k in ("test_n", "test_size")}, "fold": j}))
+    return folds, base.train

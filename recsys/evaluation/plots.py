@@ -52,3 +52,35 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         fig.savefig(out["plots/recommended_popularity.png"], dpi=90)
         plt.close(fig)
     return out
+
+
+def plot_slices(slices: pd.DataFrame, metric: str, folder: Path) -> dict[str, Path]:
+    """Bars of `metric` per user slice (with the slice sizes) and recall by item popularity (head / tail)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    users = slices[(slices["kind"] != "item_popularity") & (slices["users"] > 0)]
+    items = slices[(slices["kind"] == "item_popularity") & (slices["users"] > 0)]
+    recall = sorted(c for c in items.columns if c.startswith("recall_at") and items[c].notna().any())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 1.4]})
+    if metric in users.columns and len(users):
+        axes[0].bar(users["slice"].astype(str), users[metric].astype(float), color="#3b6ea5")
+        for x, (v, n) in enumerate(zip(users[metric].astype(float), users["users"])):
+            axes[0].text(x, v, f"{v:.4g}\nn={int(n)}", ha="center", va="bottom", fontsize=7)
+        axes[0].set_ylabel(metric)
+        axes[0].set_title(f"{metric} by training activity of the user", fontsize=9)
+        axes[0].tick_params(axis="x", labelsize=7, rotation=20)
+    if recall and len(items):
+        col = recall[-1]
+        axes[1].bar(items["slice"].astype(str), items[col].astype(float), color=["#c0392b", "#e0a526"][:len(items)])
+        for x, v in enumerate(items[col].astype(float)):
+            axes[1].text(x, v, f"{v:.4g}", ha="center", va="bottom", fontsize=7)
+        axes[1].set_title(f"{col} by item popularity (head = top 20%)", fontsize=9)
+    fig.tight_layout()
+    out = {"plots/slices.png": folder / "slices.png"}
+    fig.savefig(out["plots/slices.png"], dpi=90)
+    plt.close(fig)
+    return out

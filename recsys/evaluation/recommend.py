@@ -75,6 +75,7 @@ class EvalResult:
     metrics: dict[str, float]
     per_user: pd.DataFrame  # user_id + per-user metric columns
     recommendations: pd.DataFrame  # user_id, item_id, rank, score
+    ranked: np.ndarray | None = None  # (n_users, K) item indices (-1 = padding), for slices
 
 
 def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[int], batch_size: int = 2048,
@@ -116,7 +117,7 @@ def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target:
             "rank": np.tile(np.arange(1, kmax + 1), (n, 1))[valid],
             "score": scores[valid],
         })
-    return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs)
+    return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs, ranked=ranked)
 
 
 def metric_names(ks: list[int]) -> list[str]:

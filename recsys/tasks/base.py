@@ -69,6 +69,7 @@ class Task:
     """A task prepares a context once, then fits + evaluates each model entry on it."""
 
     name: str = "base"
+    supports_folds: bool = False  # split.folds > 1 (repeated splits) is handled by this task
 
     def validate(self, cfg: ExperimentConfig) -> None:
         """Check task-specific config (e.g. `task_params`) at load time; raise ConfigError naming the key."""

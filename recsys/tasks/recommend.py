@@ -5,34 +5,45 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
-from recsys.data.tables import INTERACTION_COLUMNS
-from recsys.evaluation.plots import plot_recommend_diagnostics
-from recsys.evaluation.recommend import build_target, evaluate_recommender, metric_names
+from recsys.data.split import split_folds
+from recsys.data.tables import INTERACTION_COLUMNS, frame_fingerprint
+from recsys.evaluation.plots import plot_recommend_diagnostics, plot_slices
+from recsys.evaluation.recommend import EvalTarget, build_target, evaluate_recommender, metric_names
+from recsys.evaluation.slices import activity_slice, head_items, popularity_recall, slice_metrics, user_slices
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
-from recsys.tasks.base import ModelResult, Task, TaskContext
+from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
 
 _log = get_logger(__name__)
 
 
 class RecommendTask(Task):
     name = "recommend"
+    supports_folds = True
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         t0 = time.perf_counter()
         dataset = load_dataset(cfg.data, cfg.seed)
-        split = split_interactions(dataset.interactions, cfg.split, cfg.seed)
+        folds: list[Split] = []
+        if cfg.split.folds > 1:
+            folds, common_train = split_folds(dataset.interactions, cfg.split, cfg.seed)
+            split = folds[0]
+        else:
+            split = split_interactions(dataset.interactions, cfg.split, cfg.seed)
         _log.info("data %s: %d interactions; split %s: %d train / %d test rows (leak share %.4f)",
                   dataset.name, len(dataset.interactions), split.method, len(split.train), len(split.test),
                   split.audit["leak_share"])
         ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
         ctx.stats = describe(dataset.interactions, split)
         ctx.state["dataset"] = dataset
+        if folds:
+            self._add_folds(ctx, folds, common_train, dataset.items)
         ctx.stats["seconds_prepare"] = time.perf_counter() - t0
         return ctx
 
@@ -52,6 +63,26 @@ class RecommendTask(Task):
                   int((target.user_idx < 0).sum()), data.n_items)
         return ctx
 
+    def _add_folds(self, ctx: TaskContext, folds: list[Split], common_train: pd.DataFrame, items: pd.DataFrame) -> None:
+        """Evaluation state per fold; tuning (validation_context) sees only the training part common to all folds."""
+        cfg = ctx.cfg
+        states = [{k: ctx.state[k] for k in ("split", "data", "target")}]
+        for fold in folds[1:]:
+            data = TrainData.build(fold.train, items)
+            states.append({"split": fold, "data": data, "target": build_target(
+                data, fold.test, cfg.split.unknown_users, cfg.split.unknown_items)})
+        for j, (fold, state) in enumerate(zip(folds, states)):
+            _log.info("fold %d: %d train / %d test rows, %d evaluated users", j, len(fold.train), len(fold.test),
+                      len(state["target"].user_ids))
+        ctx.state["folds"] = states
+        ctx.state["split"] = Split(train=common_train, test=folds[0].test, method=folds[0].method, audit={})
+        ctx.split_fingerprint = frame_fingerprint(pd.DataFrame({"fold": [f.fingerprint() for f in folds]}))
+        ctx.parent_artifacts["data/test_interactions.parquet"] = pd.concat(
+            [s["target"].test_rows.assign(fold=j) for j, s in enumerate(states)], ignore_index=True)
+        ctx.stats["folds"] = [{**f.audit, "evaluated_users": int(len(s["target"].user_ids))}
+                              for f, s in zip(folds, states)]
+        ctx.stats["common_train_interactions"] = int(len(common_train))
+
     def validation_context(self, ctx: TaskContext) -> TaskContext:
         split: Split = ctx.state["split"]
         # a Split without its test part: tuning must never read it
@@ -62,33 +93,123 @@ class RecommendTask(Task):
 
     def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
                   callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
+        folds = ctx.state.get("folds")
+        if not folds or ctx.is_validation:
+            return self._run_fold(ctx, ctx.state, entry, workdir, callback, store)
+        results = [self._run_fold(ctx, state, entry, workdir / f"fold_{j}", callback, store and j == 0)
+                   for j, state in enumerate(folds)]
+        return combine_folds(results, [s["split"] for s in folds], ctx.cfg.selection_metric,
+                             workdir / "plots" if store else None)
+
+    def _run_fold(self, ctx: TaskContext, state: dict, entry: ModelEntry, workdir: Path,
+                  callback: ProgressCallback | None, store: bool) -> ModelResult:
         cfg = ctx.cfg
-        data: TrainData = ctx.state["data"]
+        data: TrainData = state["data"]
+        target: EvalTarget = state["target"]
         model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
-        res = evaluate_recommender(model, data, ctx.state["target"], cfg.metrics.k, cfg.metrics.batch_size,
+        res = evaluate_recommender(model, data, target, cfg.metrics.k, cfg.metrics.batch_size,
                                    store_lists=store, desc=entry.run_name)
         eval_s = time.perf_counter() - t1
-        _log.info("%-12s %s=%.4f (fit %.1fs, evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
+        _log.info("%-12s %s=%.4g (fit %.1fs, evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
                   res.metrics.get(cfg.metrics.primary, float("nan")), fit_s, eval_s)
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=res.metrics, model=model,
                              per_user=res.per_user, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s})
+        if not ctx.is_validation and res.ranked is not None:
+            table = recommend_slices(res.per_user, res.ranked, data, target, state["split"], cfg.metrics.k)
+            result.tables["slices.parquet"] = table
+            result.metrics.update(slice_metrics(table))
+            result.extra["slice_labels"] = user_slice_labels(data, target, state["split"])
         if store:
             model_dir = workdir / "model"
             model.save(model_dir)
             write_pyfunc_meta(model_dir, task=self.name, k=max(cfg.metrics.k))
             result.model_dir = model_dir
-            result.tables = {"recommendations.parquet": res.recommendations, "per_user_metrics.parquet": res.per_user}
+            result.tables.update({"recommendations.parquet": res.recommendations,
+                                  "per_user_metrics.parquet": res.per_user})
             popularity = pd.Series(data.item_popularity(), index=data.items.ids)
             result.files = plot_recommend_diagnostics(res.per_user, res.recommendations, popularity,
                                                       cfg.metrics.primary, workdir / "plots")
-            known = ctx.state["target"].user_ids[:3]
+            if "slices.parquet" in result.tables:
+                result.files.update(plot_slices(result.tables["slices.parquet"], cfg.selection_metric,
+                                                workdir / "plots"))
+            known = target.user_ids[:3]
             result.input_example = pd.DataFrame({"user_id": known})
             result.pyfunc_params = {"k": int(max(cfg.metrics.k))}
         return result
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         return metric_names(cfg.metrics.k)
+
+
+def user_slice_labels(data: TrainData, target: EvalTarget, split: Split) -> np.ndarray:
+    """Activity slice of each evaluated user (training interactions; unknown users are the fallback slice)."""
+    idx = data.users.index(split.train["user_id"].to_numpy())
+    counts = np.bincount(idx[idx >= 0], minlength=data.n_users)
+    activity = np.where(target.user_idx >= 0, counts[np.maximum(target.user_idx, 0)], 0)
+    return activity_slice(activity)
+
+
+def recommend_slices(per_user: pd.DataFrame, ranked: np.ndarray, data: TrainData, target: EvalTarget, split: Split,
+                     ks: list[int]) -> pd.DataFrame:
+    """User slices (activity buckets, fallback) and recall by the relevant items' popularity (head / tail)."""
+    users = user_slices(per_user, user_slice_labels(data, target, split))
+    items = popularity_recall(ranked, target.relevant, target.n_relevant, head_items(data.item_popularity()), ks)
+    return pd.concat([users, items], ignore_index=True)
+
+
+def combine_folds(results: list[ModelResult], splits: list[Split], metric: str,
+                  plots: Path | None) -> ModelResult:
+    """One model result from its fold results: fold means as metrics, `<metric>_std` across folds, per-user
+    vectors pooled over folds (column `fold`), one nested run per fold (tag role=fold), fold 0's model."""
+    first = results[0]
+    plain = [k for k in first.metrics if "/" not in k]
+    values = pd.DataFrame([{k: r.metrics.get(k, np.nan) for k in plain} for r in results])
+    metrics = {k: float(values[k].mean()) for k in plain}
+    metrics.update({f"{k}_std": float(values[k].std(ddof=1)) for k in plain})
+    per_user = pd.concat([r.per_user.assign(fold=j) for j, r in enumerate(results) if r.per_user is not None],
+                         ignore_index=True)
+    per_user = per_user[["fold", *[c for c in per_user.columns if c != "fold"]]]
+    labels = np.concatenate([r.extra["slice_labels"] for r in results if "slice_labels" in r.extra]) \
+        if all("slice_labels" in r.extra for r in results) else None
+    out = ModelResult(entry=first.entry, params=first.params, metrics=metrics, model=first.model,
+                      model_dir=first.model_dir, tables=dict(first.tables), files=dict(first.files),
+                      per_user=per_user, input_example=first.input_example, pyfunc_params=first.pyfunc_params,
+                      tags={**first.tags, "folds": str(len(results))},
+                      seconds={"fit_seconds": float(np.mean([r.seconds["fit_seconds"] for r in results])),
+                               "fit_seconds_total": float(np.sum([r.seconds["fit_seconds"] for r in results])),
+                               "evaluate_seconds": float(np.sum([r.seconds["evaluate_seconds"] for r in results]))})
+    if labels is not None:
+        users = user_slices(per_user.drop(columns=["fold"]), labels)
+        items = [r.tables["slices.parquet"] for r in results if "slices.parquet" in r.tables]
+        items = [t[t["kind"] == "item_popularity"] for t in items]
+        pooled = pd.concat(items).groupby(["slice", "kind"], sort=False) if items else None
+        parts = [users]
+        if pooled is not None:
+            cols = [c for c in items[0].columns if c.startswith("recall_at")]
+            weighted = pooled.apply(lambda g: pd.Series({"users": g["users"].sum(),
+                                                         "relevant_items": g["relevant_items"].sum(),
+                                                         **{c: np.average(g[c].fillna(0), weights=g["users"])
+                                                            if g["users"].sum() else np.nan for c in cols}}),
+                                    include_groups=False).reset_index()
+            parts.append(weighted)
+        table = pd.concat(parts, ignore_index=True)
+        out.tables["slices.parquet"] = table
+        out.metrics.update(slice_metrics(table))
+        if plots is not None:
+            out.files.update(plot_slices(table, metric, plots))
+    out.tables["per_user_metrics.parquet"] = per_user
+    for j, (r, split) in enumerate(zip(results, splits)):
+        fold_metrics = {k: v for k, v in r.metrics.items() if "/" not in k}
+        fold_metrics.update({"train_rows": float(len(split.train)), "test_rows": float(len(split.test)),
+                             "evaluated_users": float(len(r.per_user) if r.per_user is not None else 0),
+                             **{k: v for k, v in r.seconds.items()}})
+        tags = {"role": "fold", "fold": str(j), "label": first.entry.run_name, "model": first.entry.name}
+        if "cutoff" in split.audit:
+            tags["cutoff"] = str(split.audit["cutoff"])
+        out.children.append(ChildRun(name=f"{first.entry.run_name} fold {j}", metrics=fold_metrics, tags=tags,
+                                     params={"fold": j}))
+    return out
 
 
 def _other_sources(source: str) -> tuple[str, ...]:

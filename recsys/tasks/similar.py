@@ -41,6 +41,7 @@ def next_item_pairs(data: TrainData, test: pd.DataFrame) -> pd.DataFrame:
 
 class SimilarTask(RecommendTask):
     name = "similar"
+    supports_folds = False
 
     def _context(self, cfg, name, fingerprint, split, items, is_validation=False) -> TaskContext:
         ctx = super()._context(cfg, name, fingerprint, split, items, is_validation)

@@ -120,3 +120,14 @@ def test_parent_has_report_and_decision_artifacts(tracked, tmp_path):
     assert decision["selected"] == parent.data.tags["best_model"]
     p = [t["p_wilcoxon_adjusted"] for t in decision["tests"] if t["metric"] == "ndcg_at_10"]
     assert len(p) == len(cfg.models) - 1  # full precision in JSON
+
+
+def test_every_model_run_has_slices(tracked):
+    cfg, result, client, runs = tracked
+    for run in _models(runs):
+        slices = [k for k in run.data.metrics if k.startswith("slice/")]
+        assert len(slices) >= 6, slices
+        assert {"slice/head/recall_at_10", "slice/tail/recall_at_10"} <= set(slices)
+        files = {f.path for f in client.list_artifacts(run.info.run_id)}
+        assert "slices.parquet" in files
+        assert "plots/slices.png" in {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
