@@ -1,0 +1,279 @@
+#!/usr/bin/env python
+"""Mutation testing (mutmut 3) over the modules where a silent change would corrupt results.
+
+    python scripts/mutation.py                      # every target, then rewrite docs/testing.md
+    python scripts/mutation.py splits metrics       # some targets (the others keep their last results)
+    python scripts/mutation.py --report-only        # rebuild docs/testing.md from the saved results
+
+Each target mutates a few files (or only some functions of a file) and runs only the fast tests that guard them,
+in its own scratch copy under build/mutation/<target>/ (mutmut 3 reads its settings from the pyproject.toml of the
+folder it runs in, so each target gets its own). Results are saved as build/mutation/<target>.json and
+docs/testing.md is regenerated from all saved results: the score per target, the surviving mutants with their
+diffs, and the equivalent mutants listed in scripts/mutation_equivalent.toml with the reason each cannot be
+killed. The score counts killed (and timed-out) mutants over all mutants minus the listed equivalent ones.
+
+Slow (minutes per target on 2 cores): it is not part of the test suite or of .ci/run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "build" / "mutation"
+DOC = REPO / "docs" / "testing.md"
+EQUIVALENT = REPO / "scripts" / "mutation_equivalent.toml"
+THRESHOLD = 0.85
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))
+
+
+@dataclass
+class Target:
+    """Files (and optionally only some of their functions) to mutate, and the tests that must catch it."""
+
+    name: str
+    what: str
+    files: list[str]
+    tests: list[str]
+    functions: list[str] = field(default_factory=list)  # mutmut names (module.x_func / module.xǁClassǁmethod)
+
+
+TARGETS = [
+    Target("metrics", "ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate, novelty, diversity, coverage)",
+           ["recsys/evaluation/metrics.py"], ["tests/evaluation/test_metrics.py"]),
+    Target("ranking", "full-ranking evaluation: target building, batches, cold-start fallback, top-K, seen mask",
+           ["recsys/evaluation/recommend.py", "recsys/models/base.py", "recsys/models/baselines.py"],
+           ["tests/evaluation/test_recommend_evaluator.py", "tests/evaluation/test_ranking_oracles.py"],
+           ["recsys.evaluation.recommend.*", "recsys.models.base.x_topk*", "recsys.models.base.x_mask_seen*",
+            "recsys.models.base.xǁRecommenderǁfallback*", "recsys.models.base.xǁRecommenderǁrecommend*",
+            "recsys.models.baselines.xǁPopularityRecommenderǁ*"]),
+    Target("splits", "temporal / leave-last-N / random splits, cutoff, unknown users and items",
+           ["recsys/data/split.py"], ["tests/data/test_split.py"]),
+    Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
+           ["recsys/data/validation.py"], ["tests/data/test_validation.py"]),
+    Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first champion",
+           ["recsys/tracking/registry.py"], ["tests/registry/test_promotion_decision.py"],
+           ["recsys.tracking.registry.x__compare*", "recsys.tracking.registry.x__first_champion_checks*"]),
+    Target("significance", "paired significance tests (Wilcoxon, t-test) and their frame alignment",
+           ["recsys/evaluation/significance.py"], ["tests/registry/test_paired_significance.py"]),
+    Target("tuning_selection", "tuning selection: best trial / Pareto pick by rule, objective directions",
+           ["recsys/tuning/report.py"], ["tests/tuning/test_tuning_selection.py"]),
+]
+BY_NAME = {t.name: t for t in TARGETS}
+
+# mutmut.stats.status_by_exit_code (not imported: importing mutmut loads its config from the current folder)
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 2: "interrupted", None: "not checked",
+          33: "no tests", 34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check", -24: "timeout",
+          24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault"}
+
+
+def _pyproject(target: Target) -> str:
+    base = tomllib.loads((REPO / "pyproject.toml").read_text())
+    ini = base["tool"]["pytest"]["ini_options"]
+
+    def arr(values: list[str]) -> str:
+        return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+    return "\n".join([
+        "[tool.pytest.ini_options]",
+        f"testpaths = {arr(ini.get('testpaths', ['tests']))}",
+        f"markers = {arr(ini.get('markers', []))}",
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["recsys"]',
+        f"only_mutate = {arr(target.files)}",
+        f"pytest_add_cli_args_test_selection = {arr(target.tests)}",
+        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x"]',
+        "use_git_change_detection = false",
+        "timeout_multiplier = 5.0",
+        "",
+    ])
+
+
+def _prepare(target: Target) -> Path:
+    """A scratch copy of the code and tests; an earlier `mutants/` folder is kept, so mutmut only re-checks the
+    mutants of functions (or tests) that changed since (its own cache invalidation)."""
+    work = BUILD / target.name
+    work.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("recsys", "tests", "configs"):
+        if (work / folder).exists():
+            shutil.rmtree(work / folder)
+        shutil.copytree(REPO / folder, work / folder, ignore=ignore)
+    (work / "pyproject.toml").write_text(_pyproject(target))
+    return work
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(RECSYS_PROGRESS="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONHASHSEED="0")
+    return env
+
+
+def run_target(target: Target, max_children: int) -> dict:
+    work = _prepare(target)
+    started = datetime.now(UTC)
+    cmd = [MUTMUT, "run", "--max-children", str(max_children), *target.functions]
+    print(f"== {target.name}: {' '.join(cmd[1:])} (in {work})", flush=True)
+    proc = subprocess.run(cmd, cwd=work, env=_env(), text=True, capture_output=True, check=False)
+    (BUILD / f"{target.name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise SystemExit(f"mutmut failed for target {target.name!r} (rc={proc.returncode}):\n{tail}")
+    mutants = []
+    for file in target.files:
+        meta = json.loads((work / "mutants" / f"{file}.meta").read_text())
+        for name, code in sorted(meta["exit_code_by_key"].items(), key=lambda kv: _natural(kv[0])):
+            if target.functions and not any(_glob(name, pat) for pat in target.functions):
+                continue
+            status = STATUS.get(code, "suspicious")
+            diff = ""
+            if status != "killed":
+                shown = subprocess.run([MUTMUT, "show", name], cwd=work, env=_env(), text=True,
+                                       capture_output=True, check=False)
+                diff = _short_diff(shown.stdout)
+            mutants.append({"name": name, "file": file, "status": status, "diff": diff})
+    result = {"target": target.name, "what": target.what, "files": target.files, "tests": target.tests,
+              "functions": target.functions, "started": started.isoformat(timespec="seconds"),
+              "seconds": round((datetime.now(UTC) - started).total_seconds()), "mutants": mutants}
+    (BUILD / f"{target.name}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _glob(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _short_diff(text: str) -> str:
+    """The changed lines of `mutmut show` (without the file headers)."""
+    lines = [ln for ln in text.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+def _key(mutant: dict) -> str:
+    """Stable key for an equivalent mutant: function + changed lines (the numbered name shifts when code moves)."""
+    func = mutant["name"].split("__mutmut_")[0]
+    return func + "\n" + "\n".join(ln[:1] + " ".join(ln[1:].split()) for ln in mutant["diff"].splitlines())
+
+
+def load_equivalent() -> dict[str, str]:
+    if not EQUIVALENT.exists():
+        return {}
+    data = tomllib.loads(EQUIVALENT.read_text())
+    return {_key({"name": e["function"] + "__mutmut_0", "diff": e["diff"]}): e["reason"]
+            for e in data.get("equivalent", [])}
+
+
+def summarise(result: dict, equivalent: dict[str, str]) -> dict:
+    counts: dict[str, int] = {}
+    survivors, equivalents = [], []
+    for m in result["mutants"]:
+        status = m["status"]
+        if status != "killed" and status != "timeout" and _key(m) in equivalent:
+            status = "equivalent"
+            equivalents.append({**m, "reason": equivalent[_key(m)]})
+        elif status not in ("killed", "timeout"):
+            survivors.append(m)
+        counts[status] = counts.get(status, 0) + 1
+    total = len(result["mutants"])
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    scored = total - counts.get("equivalent", 0)
+    return {"counts": counts, "total": total, "killed": killed, "scored": scored,
+            "score": killed / scored if scored else 1.0, "survivors": survivors, "equivalents": equivalents}
+
+
+def write_report() -> list[str]:
+    equivalent = load_equivalent()
+    rows, sections, failing = [], [], []
+    for target in TARGETS:
+        path = BUILD / f"{target.name}.json"
+        committed = REPO / "docs" / "mutation" / f"{target.name}.json"
+        source = path if path.exists() else committed if committed.exists() else None
+        if source is None:
+            rows.append(f"| {target.name} | {target.what} | — | — | — | — | not run yet |")
+            continue
+        result = json.loads(source.read_text())
+        s = summarise(result, equivalent)
+        ok = s["score"] >= THRESHOLD
+        if not ok:
+            failing.append(target.name)
+        rows.append(f"| {target.name} | {target.what} | {s['total']} | {s['counts'].get('equivalent', 0)} | "
+                    f"{s['killed']} | **{s['score']:.1%}** | {result['started'][:10]}, {result['seconds']} s |")
+        lines = [f"### {target.name}", "",
+                 f"Mutated: {', '.join(f'`{f}`' for f in target.files)}"
+                 + (f" (functions {', '.join(f'`{p}`' for p in target.functions)})" if target.functions else "")
+                 + f". Tests: {', '.join(f'`{t}`' for t in target.tests)}.", ""]
+        if s["survivors"]:
+            lines += [f"Surviving ({len(s['survivors'])}):", ""]
+            for m in s["survivors"]:
+                lines += [f"- `{m['name']}` ({m['status']})", "", "  ```diff",
+                          *[f"  {ln}" for ln in m["diff"].splitlines()], "  ```", ""]
+        else:
+            lines += ["No surviving mutant outside the equivalent ones.", ""]
+        if s["equivalents"]:
+            lines += [f"Equivalent ({len(s['equivalents'])}):", ""]
+            for m in s["equivalents"]:
+                lines += [f"- `{m['name']}`: {m['reason']}", "", "  ```diff",
+                          *[f"  {ln}" for ln in m["diff"].splitlines()], "  ```", ""]
+        sections.append("\n".join(lines))
+        if path.exists():  # keep a copy of the raw results next to the report
+            (REPO / "docs" / "mutation").mkdir(exist_ok=True)
+            shutil.copyfile(path, committed)
+    text = DOC.read_text() if DOC.exists() else ""
+    begin, end = "<!-- mutation:begin -->", "<!-- mutation:end -->"
+    block = "\n".join([
+        begin, "",
+        "| target | what | mutants | equivalent | killed | score | run |",
+        "|---|---|---|---|---|---|---|",
+        *rows, "",
+        f"Score = killed (incl. timeouts) / (mutants − equivalent); the bar is {THRESHOLD:.0%} per target.", "",
+        *sections, end])
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    return failing
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("targets", nargs="*", help=f"targets to run (default all): {', '.join(BY_NAME)}")
+    ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
+    ap.add_argument("--report-only", action="store_true", help="only rebuild docs/testing.md from saved results")
+    args = ap.parse_args(argv)
+    unknown = [t for t in args.targets if t not in BY_NAME]
+    if unknown:
+        print(f"unknown target(s) {unknown}; choose from {list(BY_NAME)}", file=sys.stderr)
+        return 2
+    if not args.report_only:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        for name in args.targets or list(BY_NAME):
+            r = run_target(BY_NAME[name], args.max_children)
+            s = summarise(r, load_equivalent())
+            print(f"   {name}: {s['killed']}/{s['scored']} killed ({s['score']:.1%}), "
+                  f"{len(s['survivors'])} surviving, {s['counts'].get('equivalent', 0)} equivalent, "
+                  f"{r['seconds']} s", flush=True)
+    failing = write_report()
+    print(f"wrote {DOC.relative_to(REPO)}" + (f"; below {THRESHOLD:.0%}: {failing}" if failing else ""))
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
