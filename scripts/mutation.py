@@ -120,10 +120,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_target(target: Target, max_children: int) -> dict:
+def run_target(target: Target, max_children: int, survivors_only: bool = False) -> dict:
+    previous = BUILD / f"{target.name}.json"
+    names = list(target.functions)
+    old: dict[str, dict] = {}
+    if survivors_only and previous.exists():
+        old = {m["name"]: m for m in json.loads(previous.read_text())["mutants"]}
+        names = [n for n, m in old.items() if m["status"] not in ("killed", "timeout")]
+        if not names:
+            return json.loads(previous.read_text())
     work = _prepare(target)
     started = datetime.now(UTC)
-    cmd = [MUTMUT, "run", "--max-children", str(max_children), *target.functions]
+    cmd = [MUTMUT, "run", "--max-children", str(max_children), *names]
     print(f"== {target.name}: {' '.join(cmd[1:])} (in {work})", flush=True)
     proc = subprocess.run(cmd, cwd=work, env=_env(), text=True, capture_output=True, check=False)
     (BUILD / f"{target.name}.log").write_text(proc.stdout + proc.stderr)
@@ -135,6 +143,9 @@ def run_target(target: Target, max_children: int) -> dict:
         meta = json.loads((work / "mutants" / f"{file}.meta").read_text())
         for name, code in sorted(meta["exit_code_by_key"].items(), key=lambda kv: _natural(kv[0])):
             if target.functions and not any(_glob(name, pat) for pat in target.functions):
+                continue
+            if old and name not in names and name in old:  # not re-run this time: keep the earlier verdict
+                mutants.append(old[name])
                 continue
             status = STATUS.get(code, "suspicious")
             diff = ""
@@ -169,7 +180,8 @@ def _short_diff(text: str) -> str:
 def _key(mutant: dict) -> str:
     """Stable key for an equivalent mutant: function + changed lines (the numbered name shifts when code moves)."""
     func = mutant["name"].split("__mutmut_")[0]
-    return func + "\n" + "\n".join(ln[:1] + " ".join(ln[1:].split()) for ln in mutant["diff"].splitlines())
+    return func + "\n" + "\n".join(ln[:1] + " ".join(ln[1:].split()) for ln in mutant["diff"].splitlines()
+                                     if ln.strip())
 
 
 def load_equivalent() -> dict[str, str]:
@@ -257,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*", help=f"targets to run (default all): {', '.join(BY_NAME)}")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     ap.add_argument("--report-only", action="store_true", help="only rebuild docs/testing.md from saved results")
+    ap.add_argument("--survivors", action="store_true",
+                    help="re-run only the mutants that survived last time (after adding tests)")
     args = ap.parse_args(argv)
     unknown = [t for t in args.targets if t not in BY_NAME]
     if unknown:
@@ -265,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         BUILD.mkdir(parents=True, exist_ok=True)
         for name in args.targets or list(BY_NAME):
-            r = run_target(BY_NAME[name], args.max_children)
+            r = run_target(BY_NAME[name], args.max_children, args.survivors)
             s = summarise(r, load_equivalent())
             print(f"   {name}: {s['killed']}/{s['scored']} killed ({s['score']:.1%}), "
                   f"{len(s['survivors'])} surviving, {s['counts'].get('equivalent', 0)} equivalent, "

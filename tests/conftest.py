@@ -165,3 +165,11 @@ def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | No
             pass
         assert time.monotonic() < deadline, f"{what} not ready within {seconds}s" + (f"\n{detail()}" if detail else "")
         time.sleep(interval)  # readiness poll, not a timing assumption
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Print the random-order seed and the local time zone even under -q, so any failing order can be replayed."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_seed", None) is not None:
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"random order: -p randomly --randomly-seed={seed} (TZ={os.environ.get('TZ', 'unset')}, "
+                                    f"local zone {time.tzname[0]})")

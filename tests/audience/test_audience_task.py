@@ -103,6 +103,7 @@ def test_cold_start_products_get_the_most_engaged_users(offline):
     assert (tables["activity_affinity"][tables["activity_affinity"]["item_id"].isin(new)]["reason"] == "model").all()
 
 
+@pytest.mark.slow
 def test_mlflow_runs_pyfunc_and_promotion(mlflow_uri, tmp_path):
     import mlflow
 

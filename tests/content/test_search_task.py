@@ -30,6 +30,7 @@ def search_raw(**task_params) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_search_runs_log_index_metrics_reuse_cache_and_serve(mlflow_uri, tmp_path, monkeypatch):
     import mlflow
 
@@ -99,6 +100,7 @@ def test_queries_have_known_relevant_items_and_validation_is_disjoint():
         zip(queries.texts, queries.kinds))
 
 
+@pytest.mark.realdata
 def test_movielens_tags_are_queries(tmp_path):
     from tests.conftest import shared_data
 

@@ -13,6 +13,7 @@ from recsys.data import load_dataset, movielens
 from recsys.errors import DataError
 
 
+@pytest.mark.realdata
 def test_reads_ml_latest_small_local_copy(monkeypatch):
     home = shared_data("ml-latest-small").parent
     monkeypatch.setenv("RECSYS_DATA_HOME", str(home))
@@ -25,6 +26,7 @@ def test_reads_ml_latest_small_local_copy(monkeypatch):
     assert toy["title"].startswith("Toy Story") and "Animation" in toy["text"]
 
 
+@pytest.mark.realdata
 def test_reads_ml_100k_local_copy(monkeypatch):
     home = shared_data("ml-100k").parent
     monkeypatch.setenv("RECSYS_DATA_HOME", str(home))

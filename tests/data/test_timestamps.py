@@ -173,6 +173,7 @@ def test_many_rows_within_one_second_is_an_error():
     assert set(to_epoch_seconds(strings[:1000], "f.csv").tolist()) == {A}  # 1,000 rows are allowed to
 
 
+@pytest.mark.slow
 def test_run_over_iso_dated_csv_logs_the_true_period(tmp_path, mlflow_uri):
     import mlflow
 

@@ -216,3 +216,41 @@ def test_map_matches_ranx_when_every_list_can_be_filled() -> None:
     theirs = ranx_evaluate(case, ["map@5", "map@10", "map@20"], return_mean=True)
     for k in (5, 10, 20):
         close(np.array(ours[f"map_at_{k}"].mean()), np.array(theirs[f"map@{k}"]))
+
+
+def test_hits_with_no_or_one_relevant_pair_are_boolean_and_exact() -> None:
+    ranked = np.array([[4, 2, -1], [3, 1, 0]])
+    empty = M.hits_matrix(ranked, sp.csr_matrix((2, 5)))
+    assert empty.dtype == bool and empty.shape == (2, 3) and not empty.any()
+    one = M.hits_matrix(ranked, sp.csr_matrix(([1.0], ([0], [2])), shape=(2, 5)))  # only (user 0, item 2)
+    assert one.dtype == bool
+    assert one.tolist() == [[False, True, False], [False, False, False]]
+
+
+def test_rows_without_relevant_items_score_zero_not_nan() -> None:
+    """The evaluator never passes them, but a caller that does gets 0 (not NaN or leftover memory) for
+    NDCG and MAP."""
+    hits = np.array([[False, False, False], [True, False, True]] * 50)
+    n_rel = np.array([0, 2] * 50)
+    out = M.accuracy_metrics(hits, n_rel, [1, 3])
+    for name in ("ndcg_at_1", "ndcg_at_3", "map_at_1", "map_at_3", "precision_at_3", "mrr_at_3", "hit_rate_at_3"):
+        assert out[name][0::2].tolist() == [0.0] * 50, name
+    assert out["ndcg_at_3"][1] == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
+    assert out["map_at_3"][1] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_one_training_user_one_item_catalog_and_short_lists() -> None:
+    """Edge sizes: shares are out of the true user count, coverage out of the true catalog size, and a list with
+    fewer than two items has diversity 0."""
+    ranked = np.array([[0, -1]])
+    out = M.beyond_accuracy(ranked, [2], popularity=np.array([1.0]), n_users=1, categories=np.array([0]))
+    assert out["popularity_bias_at_2"].tolist() == [1.0]  # the one user had the item: share 1/1
+    assert out["novelty_at_2"].tolist() == [0.0]  # -log2((1 + 1) / (1 + 1))
+    assert out["diversity_at_2"].tolist() == [0.0]
+    assert M.catalog_coverage(ranked, 2, 1) == 1.0
+    # many rows with 0 or 1 valid item next to rows with pairs: the short ones are exactly 0
+    rows = np.array([[0, -1, -1], [-1, -1, -1], [0, 1, 2], [2, -1, -1], [1, 2, -1]] * 40)
+    div = M.beyond_accuracy(rows, [3], np.array([3.0, 2.0, 1.0]), 4, np.array([0, 0, 1]))["diversity_at_3"]
+    assert div.reshape(40, 5)[:, [0, 1, 3]].tolist() == [[0.0, 0.0, 0.0]] * 40
+    assert div.reshape(40, 5)[:, 2].tolist() == [2 / 3] * 40  # pairs (0,1) same, (0,2) and (1,2) differ
+    assert div.reshape(40, 5)[:, 4].tolist() == [1.0] * 40

@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 NAME = "recsys-tiny-serving"
 
 

@@ -28,6 +28,8 @@ from recsys.tracking.registry import (
     validate_candidate,
 )
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 REPO = Path(__file__).resolve().parents[2]
 _STORE: dict = {}
 NO_BASELINE = FirstChampion(baseline_model=None)

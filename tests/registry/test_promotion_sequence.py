@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from recsys.cli import main
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
 NAME = "recsys-tiny-sequence"
 

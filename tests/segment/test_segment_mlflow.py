@@ -9,6 +9,8 @@ from recsys.config import config_from_dict
 from recsys.errors import ConfigError
 from recsys.experiment import run_experiment
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 CRITERIA = {"inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"}
 
 

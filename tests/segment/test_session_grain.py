@@ -88,6 +88,7 @@ def test_ga_rows_aggregate_to_visits_with_totals_in_micros(tmp_path):
     assert s.loc[f"0001:{V1}", "timestamp"] == V1 and s.loc[f"0001:{V2}", "timestamp"] == V2
 
 
+@pytest.mark.realdata
 def test_google_extract_sessions_equal_distinct_visit_pairs():
     from conftest import shared_data
 

@@ -22,6 +22,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 MODEL = "recsys-tiny-serving"
 ABSENT = "recsys-no-such-model"
 TINY = {

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 from conftest import read_port_file, stop_process, wait_until
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 REPO = Path(__file__).resolve().parents[2]
 AUDIENCE, SEGMENT = "recsys-serving-audience", "recsys-serving-segment"
 FEATURES = ["pageviews", "time_on_site", "product_views", "cart_adds", "transactions", "revenue"]

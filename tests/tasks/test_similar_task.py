@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.config import config_from_dict
 from recsys.data.tables import TrainData
@@ -24,6 +25,7 @@ def test_pairs_are_last_train_item_and_first_new_test_item():
     assert got == {"a": ("y", "z"), "b": ("z", "x")}
 
 
+@pytest.mark.slow
 def test_similar_experiment_metrics_match_an_independent_count(tmp_path):
     cfg = config_from_dict({
         "name": "sim", "task": "similar", "seed": 3,

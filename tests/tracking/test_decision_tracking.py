@@ -11,6 +11,8 @@ from mlflow.tracking import MlflowClient
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 TINY = {
     "name": "tiny-decision", "seed": 5,
     "data": {"source": "synthetic", "synthetic": {"n_users": 400, "n_items": 150, "n_categories": 6,

@@ -10,6 +10,8 @@ from recsys.evaluation import metric_names
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 
 @pytest.mark.parametrize("method", ["temporal", "leave_last"])
 def test_three_folds_give_three_fold_runs_per_model(tmp_path, method):

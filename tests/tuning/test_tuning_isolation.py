@@ -44,6 +44,7 @@ def _values(res_storage: str, ctx, entry, n: int) -> list[tuple[float, dict]]:
     return [(t.value, t.params) for t in study.get_trials(deepcopy=False)]
 
 
+@pytest.mark.slow
 def test_trial_values_do_not_depend_on_the_test_part(tiny_config, tmp_path, rng) -> None:
     cfg = tiny_config(models=[{"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1},
                                "search": ALS_SEARCH, "pruner": "none"}])
@@ -96,6 +97,7 @@ def test_study_name_follows_the_search_space_not_the_budget(tiny_config) -> None
     assert study_name(cfg, cfg.models[0]).startswith("tiny.als.")
 
 
+@pytest.mark.slow
 def test_multi_objective_logs_pareto_front_and_picks_by_rule(tiny_config, mlflow_uri, tmp_path) -> None:
     import optuna
     from mlflow.tracking import MlflowClient

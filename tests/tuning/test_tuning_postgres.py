@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import free_port, port_in_use, start_on_free_port, stop_process
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 N_TRIALS = 6
 CONFIG = {
     "name": "tune-team",

@@ -11,6 +11,8 @@ import urllib.request
 import pytest
 from conftest import start_on_free_port, stop_process
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
+
 CHROMIUM = os.environ.get("RECSYS_CHROMIUM", "/usr/bin/chromium")
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:
