@@ -43,6 +43,17 @@ class TabularConfig(StrictModel):
         description="canonical name -> column in the file (user_id, item_id, timestamp, event, rating, weight)",
     )
     item_columns: dict[str, str] = Field(default_factory=dict, description="canonical -> file column for items")
+    @field_validator("columns", "item_columns")
+    @classmethod
+    def _canonical_keys(cls, v: dict[str, str], info: Any) -> dict[str, str]:
+        allowed = (["user_id", "item_id", "timestamp", "event", "rating", "weight"] if info.field_name == "columns"
+                   else ["item_id", "title", "text", "category"])
+        unknown = sorted(set(v) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown canonical column(s) {unknown} in data.tabular.{info.field_name} (the keys are "
+                             f"canonical names, the values your file's columns); allowed keys: {allowed}")
+        return v
+
     timestamp_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = Field(
         "auto", description="auto: dates/datetimes as such, numbers by magnitude (s/ms/us/ns, logged); "
                             "or force s, ms, us, ns (numbers) or datetime (strings)")
@@ -73,6 +84,8 @@ class DataConfig(StrictModel):
     min_user_interactions: int = Field(1, ge=1)
     min_item_interactions: int = Field(1, ge=1)
     allow_future: bool = Field(False, description="accept timestamps later than now")
+    allow_drop: bool = Field(False, description="accept coercions that drop more than 1% of the rows "
+                                                "(non-numeric weights, events without a weight); always warned")
 
     @model_validator(mode="after")
     def _tabular_needs_section(self) -> "DataConfig":
@@ -92,6 +105,16 @@ class SplitConfig(StrictModel):
     unknown_items: Literal["drop", "keep"] = Field("drop", description="test items unseen in training")
     folds: int = Field(1, ge=1, le=50, description="repeated splits: temporal = rolling origins walking back in "
                                                    "time; leave_last/random = user-disjoint folds of evaluation users")
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> "SplitConfig":
+        if self.test_n is not None and self.method != "leave_last":
+            raise ValueError(f"split.test_n={self.test_n} only applies to method leave_last, but method is "
+                             f"{self.method!r}; remove test_n or use split.test_size")
+        if self.cutoff is not None and self.method != "temporal":
+            raise ValueError(f"split.cutoff={self.cutoff!r} only applies to method temporal, but method is "
+                             f"{self.method!r}; remove the cutoff")
+        return self
 
 
 class MetricsConfig(StrictModel):

@@ -59,10 +59,14 @@ def load_tabular(cfg: DataConfig) -> Dataset:
     df = df.rename(columns=mapping)
     inter = validate_interactions(df, cfg, tab.interactions, timestamp_unit=tab.timestamp_unit, columns=tab.columns)
     if tab.items:
-        raw_items = read_table(tab.items, tab.sep).rename(columns={v: k for k, v in tab.item_columns.items()})
+        raw_items = read_table(tab.items, tab.sep)
+        missing_items = [v for v in tab.item_columns.values() if v not in raw_items.columns]
+        if missing_items:
+            raise DataError(f"{tab.items}: missing column(s) {missing_items} named in data.tabular.item_columns; "
+                            f"found {list(raw_items.columns)}")
+        raw_items = raw_items.rename(columns={v: k for k, v in tab.item_columns.items()})
         items = validate_items(raw_items, tab.items)
-    else:
-        items = pd.DataFrame({"item_id": inter["item_id"].unique()})
-        items = validate_items(items, tab.interactions)
+    else:  # no items table: the catalogue is the training items (test-only items must never be candidates)
+        items = validate_items(pd.DataFrame({"item_id": inter["item_id"].iloc[:0]}), tab.interactions)
     return Dataset(name=Path(tab.interactions).stem, interactions=inter, items=items,
                    extras={"files": [tab.interactions] + ([tab.items] if tab.items else [])})

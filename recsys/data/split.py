@@ -52,8 +52,16 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
         else:
             held = np.floor(n * size).astype(np.int64)
         is_test = pos_from_end < held
+        # rows that share the boundary timestamp with a training row go to train too: never split a tie by id
+        ts = order["timestamp"].to_numpy()
+        by_user = order["user_id"].to_numpy()
+        latest_train = (pd.Series(np.where(is_test, np.iinfo(np.int64).min, ts))
+                        .groupby(by_user).transform("max").to_numpy())
+        tied = is_test & (ts == latest_train)
+        is_test &= ~tied
         train, test = order[~is_test], order[is_test]
-        extra = {"test_n": cfg.test_n, "test_size": size}
+        extra = {"test_n": cfg.test_n, "test_size": size, "boundary_tie_users": int(pd.unique(by_user[tied]).size),
+                 "boundary_tie_rows": int(tied.sum())}
     else:
         r = make_rng(random_state)
         is_test = r.random(len(df)) < size

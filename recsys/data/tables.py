@@ -13,6 +13,7 @@ from recsys.data.vocab import Vocabulary
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "event", "weight"]
 ITEM_COLUMNS = ["item_id", "title", "text", "category"]
+UNKNOWN_CATEGORY = "unknown"  # what validation fills in for items without a category
 
 
 @dataclass
@@ -86,9 +87,12 @@ class TrainData:
         inter["item_idx"] = i
         return cls(matrix=matrix, users=users, items=item_vocab, item_table=table, interactions=inter)
 
-    def item_categories(self) -> np.ndarray:
-        """Integer category code per item index (-1 when unknown)."""
+    def item_categories(self) -> np.ndarray | None:
+        """Integer category code per item index; None when no item has a category (diversity cannot be
+        computed then, and must not be reported as 0)."""
         cats = self.item_table["category"]
+        if not len(cats) or bool((cats == UNKNOWN_CATEGORY).all()):
+            return None
         codes, _ = pd.factorize(cats)
         return codes.astype(np.int64)
 

@@ -10,10 +10,12 @@ import pandas as pd
 from recsys.config.schema import DataConfig
 from recsys.data.tables import INTERACTION_COLUMNS
 from recsys.data.timestamps import to_epoch_seconds
-from recsys.errors import DataError
+from recsys.errors import ConfigError, DataError
 from recsys.logging import get_logger
 
 _log = get_logger(__name__)
+
+MAX_SILENT_DROP = 0.01  # share of rows a coercion may drop with a warning; more needs data.allow_drop
 
 
 def require_columns(df: pd.DataFrame, columns: list[str], where: str, hint: str = "") -> None:
@@ -48,6 +50,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         nulls = int(df[col].isna().sum())
         if nulls:
             raise DataError(f"{where}, column {col!r}: {nulls} null id(s); drop or fill those rows")
+    check_options(df, cfg, where, columns)
     df["timestamp"] = to_epoch_seconds(df["timestamp"], where, column=_name(columns, "timestamp"),
                                        unit=timestamp_unit, option=unit_option)
     now = time.time() if now is None else now
@@ -59,7 +62,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         rating = pd.to_numeric(df["rating"], errors="coerce")
         bad = int(rating.isna().sum() - df["rating"].isna().sum())
         if bad:
-            raise DataError(f"{where}, column 'rating': {bad} value(s) are not numbers")
+            raise DataError(f"{where}, column {_name(columns, 'rating')!r}: {bad} value(s) are not numbers")
         df["rating"] = rating.astype(np.float64)
         if cfg.rating_range is not None:
             lo, hi = cfg.rating_range
@@ -79,7 +82,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         if cfg.duplicates == "drop":
             _log.warning("%s: dropped %d duplicate row(s) on %s", where, n_dup, key)
             df = df[~dup]
-    df = to_implicit(df, cfg, where)
+    df = to_implicit(df, cfg, where, columns)
     df = apply_min_counts(df, cfg)
     if df.empty:
         raise DataError(f"{where}: no interactions left after filtering (implicit threshold, event weights, "
@@ -93,23 +96,78 @@ def _name(columns: dict[str, str] | None, canonical: str) -> str:
     return (columns or {}).get(canonical, canonical)
 
 
-def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:
+def check_options(df: pd.DataFrame, cfg: DataConfig, where: str, columns: dict[str, str] | None = None) -> None:
+    """Options that cannot apply to this table are errors naming the option (never silently ignored)."""
     imp = cfg.implicit
-    if "weight" in df.columns:
-        df["weight"] = pd.to_numeric(df["weight"], errors="coerce").astype(np.float64)
-    elif "rating" in df.columns and imp.rating_threshold is not None:
+    has = {c: c in df.columns for c in ("rating", "event", "weight")}
+    hint = {c: f"map one with data.tabular.columns.{c}" for c in has}
+    if imp.rating_threshold is not None and not has["rating"]:
+        raise ConfigError(f"data.implicit.rating_threshold={imp.rating_threshold} cannot apply: {where} has no "
+                          f"rating column ({hint['rating']}, or remove the threshold)")
+    if imp.rating_weight == "rating" and not has["rating"]:
+        raise ConfigError(f"data.implicit.rating_weight='rating' cannot apply: {where} has no rating column "
+                          f"({hint['rating']}, or use rating_weight: binary)")
+    if imp.rating_weight == "rating" and has["weight"]:
+        raise ConfigError(f"data.implicit.rating_weight='rating' cannot apply: the weight column "
+                          f"{_name(columns, 'weight')!r} of {where} gives the weights; remove one of the two")
+    if "event_weights" in imp.model_fields_set and not has["event"]:
+        raise ConfigError(f"data.implicit.event_weights cannot apply: {where} has no event column "
+                          f"({hint['event']}, or remove event_weights)")
+    if "event_weights" in imp.model_fields_set and has["weight"]:
+        raise ConfigError(f"data.implicit.event_weights cannot apply: the weight column {_name(columns, 'weight')!r} "
+                          f"of {where} gives the weights; remove one of the two")
+    if cfg.rating_range is not None and not has["rating"]:
+        raise ConfigError(f"data.rating_range={list(cfg.rating_range)} cannot apply: {where} has no rating column "
+                          f"({hint['rating']}, or remove rating_range)")
+
+
+def report_drop(n_dropped: int, n_total: int, where: str, column: str, why: str, cfg: DataConfig) -> None:
+    """Warn about rows a coercion drops (count and column); > 1% is an error unless data.allow_drop is true."""
+    if not n_dropped:
+        return
+    share = n_dropped / max(1, n_total)
+    msg = f"{where}, column {column!r}: {n_dropped} of {n_total} row(s) ({share:.2%}) {why}"
+    if n_dropped >= n_total:
+        raise DataError(f"{msg}: every row would be dropped; fix the column or its mapping")
+    if share > MAX_SILENT_DROP and not cfg.allow_drop:
+        raise DataError(f"{msg}; more than {MAX_SILENT_DROP:.0%} would be dropped: fix the column or set "
+                        "data.allow_drop: true")
+    _log.warning("%s; they are dropped", msg)
+
+
+def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Raw feedback -> positive weighted interactions (`check_options` has refused options that cannot apply).
+
+    weight column: its numbers (non-numeric rows are dropped and reported); else ratings (>= rating_threshold,
+    weight 1 or the rating); else event weights (events without a weight are dropped and reported).
+    """
+    imp = cfg.implicit
+    if imp.rating_threshold is not None:
+        before = len(df)
         df = df[df["rating"] >= imp.rating_threshold]
-        df = df.assign(weight=1.0 if imp.rating_weight == "binary" else df["rating"].astype(np.float64))
-    elif "rating" in df.columns and set(df["event"].unique()) <= {"rating"}:
+        _log.info("%s: %d of %d row(s) have a rating >= %s (data.implicit.rating_threshold)", where, len(df), before,
+                  imp.rating_threshold)
+    if "weight" in df.columns:
+        weight = pd.to_numeric(df["weight"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        bad = ~np.isfinite(weight)
+        report_drop(int(bad.sum()), len(df), where, _name(columns, "weight"), "are not finite numbers", cfg)
+        df = df.assign(weight=weight)[~bad]
+    elif "rating" in df.columns and (imp.rating_threshold is not None or set(df["event"].unique()) <= {"rating"}):
         df = df.assign(weight=1.0 if imp.rating_weight == "binary" else df["rating"].astype(np.float64))
     else:
+        if imp.rating_weight == "rating":
+            raise ConfigError(f"data.implicit.rating_weight='rating' cannot apply: {where} mixes events "
+                              f"{sorted(df['event'].unique())[:5]} and no rating_threshold is set, so the event "
+                              "weights decide; set data.implicit.rating_threshold or use rating_weight: binary")
         weights = imp.event_weights
-        unknown = sorted(set(df["event"].unique()) - set(weights) - {"interaction"})
-        if unknown:
-            _log.warning("%s: events %s have no weight in data.implicit.event_weights and are dropped", where, unknown)
-        w = df["event"].map(lambda e: weights.get(e, 1.0 if e == "interaction" else np.nan))
-        df = df.assign(weight=w.astype(np.float64))
-        df = df[df["weight"].notna()]
+        w = df["event"].map(lambda e: weights.get(e, 1.0 if e == "interaction" else np.nan)).astype(np.float64)
+        unknown = sorted(df.loc[w.isna(), "event"].unique())
+        report_drop(int(w.isna().sum()), len(df), where, _name(columns, "event"),
+                    f"have events {unknown[:10]} without a weight in data.implicit.event_weights", cfg)
+        df = df.assign(weight=w)[w.notna()]
+    nonpositive = int((df["weight"] <= 0).sum())
+    if nonpositive:
+        _log.info("%s: %d row(s) with weight <= 0 are not positives and are left out", where, nonpositive)
     return df[df["weight"] > 0]
 
 

@@ -41,6 +41,10 @@ class RecommendTask(Task):
                   split.audit["leak_share"])
         ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
         ctx.stats = describe(dataset.interactions, split)
+        if ctx.state["data"].item_categories() is None:
+            reason = "items have no categories (map data.tabular.item_columns.category or give an items table)"
+            ctx.stats["metrics_not_computed"] = {f"diversity_at_{k}": reason for k in cfg.metrics.k}
+            _log.warning("diversity_at_K is not computed (nor logged) for any model: %s", reason)
         ctx.state["dataset"] = dataset
         if folds:
             self._add_folds(ctx, folds, common_train, dataset.items)
@@ -50,6 +54,7 @@ class RecommendTask(Task):
     def _context(self, cfg: ExperimentConfig, name: str, fingerprint: str, split: Split,
                  items: pd.DataFrame, is_validation: bool = False) -> TaskContext:
         data = TrainData.build(split.train, items)
+        split.audit.update(catalog_audit(split.test, data))
         target = build_target(data, split.test, cfg.split.unknown_users, cfg.split.unknown_items)
         params = {**flatten(cfg.data.model_dump(mode="json"), "data."), **flatten(cfg.split.model_dump(mode="json"), "split.")}
         params = {k: v for k, v in params.items() if not k.startswith(_other_sources(cfg.data.source))}
@@ -224,3 +229,14 @@ def write_pyfunc_meta(model_dir: Path, task: str, **extra) -> None:
 
 
 TASK = RecommendTask()
+
+
+def catalog_audit(test: pd.DataFrame, data: TrainData) -> dict[str, int]:
+    """Test items outside the candidate catalogue (training items + items table): never recommendable."""
+    outside = data.items.index(test["item_id"].to_numpy()) < 0
+    n_items = int(test.loc[outside, "item_id"].nunique())
+    if n_items:
+        _log.info("%d test item(s) (%d rows) are neither training items nor in the items table: not candidates",
+                  n_items, int(outside.sum()))
+    return {"catalog_items": int(data.n_items), "test_items_outside_catalog": n_items,
+            "test_rows_outside_catalog": int(outside.sum())}

@@ -80,7 +80,11 @@ def test_rating_threshold_and_event_weights():
     cfg = DataConfig(implicit={"rating_threshold": 3.5, "rating_weight": "rating"})
     out = validate_interactions(frame(rating=[4.0, 3.0, 5.0]).drop(columns="event"), cfg, "f.csv")
     assert sorted(out["weight"]) == [4.0, 5.0]
-    out = validate_interactions(frame(), DataConfig(implicit={"event_weights": {"view": 1.0, "purchase": 4.0}}), "f.csv")
+    weights = {"event_weights": {"view": 1.0, "purchase": 4.0}}
+    with pytest.raises(DataError, match=r"column 'event': 1 of 3 row\(s\) \(33.33%\) have events \['cart'\] without a "
+                                        r"weight .*data.allow_drop: true"):
+        validate_interactions(frame(), DataConfig(implicit=weights), "f.csv")
+    out = validate_interactions(frame(), DataConfig(implicit=weights, allow_drop=True), "f.csv")
     assert dict(zip(out["event"], out["weight"])) == {"view": 1.0, "purchase": 4.0}  # 'cart' dropped
 
 
