@@ -63,6 +63,28 @@ class TuningLog:
             self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
         self.tracker._log_tables(run_id, tables or {})
 
+    def log_validation(self, tuning_run_id: str, model_run_id: str | None, vctx: Any) -> None:
+        """Evidence that tuning was blind to the test part: the validation split's fingerprint (tuning and model
+        run) and the validation data as dataset inputs of the tuning run (holdout: context `validation`)."""
+        import mlflow
+        from mlflow.entities import DatasetInput, InputTag
+
+        tags = {"validation_fingerprint": vctx.split_fingerprint}
+        self.tracker._batch(tuning_run_id, params={"validation_fingerprint": vctx.split_fingerprint}, tags=tags)
+        if model_run_id:
+            self.tracker._batch(model_run_id, tags=tags)
+        inputs = []
+        for name, frame, context in vctx.inputs:
+            ctx_name = "validation" if context == "testing" else context
+            try:
+                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=f"{name}-validation"
+                                             if ctx_name == "validation" else f"{name}-validation-train")
+                inputs.append(DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", ctx_name)]))
+            except Exception as exc:  # dataset metadata is evidence, never fatal
+                _log.warning("could not build the validation dataset %s: %s", name, exc)
+        if inputs:
+            self.client.log_inputs(tuning_run_id, datasets=inputs)
+
     def end(self, run_id: str, status: str = "FINISHED", tags: dict | None = None) -> None:
         if tags:
             self.tracker._batch(run_id, tags=tags)

@@ -47,6 +47,8 @@ class TuneResult:
     best_values: dict[str, float]
     baseline_values: dict[str, float]
     trials_by_state: dict[str, int]
+    selected: str = "best_trial"  # or "defaults": the best trial did not beat the default params on validation
+    validation_fingerprint: str = ""
     completed_here: list[int] = field(default_factory=list)
     tuning_run_id: str | None = None
 
@@ -107,6 +109,8 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
     try:
         reconcile(study, log)
         vctx = task.validation_context(ctx)
+        if log is not None:
+            log.log_validation(tuning_run_id, parent_run_id, vctx)
         baseline = _baseline(task, vctx, entry, metrics)
         if log is not None:
             log.log(tuning_run_id, metrics={f"baseline_{PREFIX}{m}": v for m, v in baseline.items()})
@@ -117,6 +121,9 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
         best = report.select_trial(study, metrics, dirs, rule)
         info = report.summary(study, redact(url), metrics, dirs, n_target, best, baseline, rule)
         info["completed_by_this_worker"] = objective.completed_here
+        best_values = dict(zip(metrics, best.values))
+        selected = "best_trial" if beats(best_values, baseline, metrics, dirs) else "defaults"
+        info["selected"] = selected
         if log is not None:
             _log_outcome(log, study, info, metrics, tuning_run_id, parent_run_id)
     except BaseException:
@@ -125,14 +132,32 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
         raise
     if log is not None:
         log.end(tuning_run_id, "FINISHED")
-    best_values = dict(zip(metrics, best.values))
     _log.info("study %s: best trial %d %s (default params: %s); %s", name, best.number, best_values, baseline,
               info["trials_by_state"])
-    tuned = entry.model_copy(update={"params": {**entry.params, **best.params}})
+    if selected == "defaults":
+        _log.warning("study %s: the best trial %s does not beat the default params %s on validation; "
+                     "refitting the defaults (tuning.selected=defaults)", name, best_values, baseline)
+        tuned = entry
+    else:
+        tuned = entry.model_copy(update={"params": {**entry.params, **best.params}})
     return TuneResult(entry=tuned, study_name=name, storage=redact(url), best_trial=best.number,
                       best_params=dict(best.params), best_values=best_values, baseline_values=baseline,
-                      trials_by_state=info["trials_by_state"], completed_here=objective.completed_here,
+                      trials_by_state=info["trials_by_state"], selected=selected,
+                      validation_fingerprint=vctx.split_fingerprint, completed_here=objective.completed_here,
                       tuning_run_id=tuning_run_id)
+
+
+def beats(best: dict[str, float], baseline: dict[str, float], metrics: list[str], dirs: list[str]) -> bool:
+    """Whether the chosen trial is better than the default params on validation.
+
+    One metric: strictly better in its direction. Several: no worse on every metric and strictly better on
+    one (Pareto dominance). Without a baseline score (it could not be measured) the trial is kept.
+    """
+    if any(m not in baseline or baseline[m] != baseline[m] for m in metrics):
+        return True
+    sign = {m: 1.0 if d == "maximize" else -1.0 for m, d in zip(metrics, dirs)}
+    gain = [sign[m] * (best[m] - baseline[m]) for m in metrics]
+    return all(g >= 0 for g in gain) and any(g > 0 for g in gain)
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,
@@ -301,8 +326,11 @@ def _log_outcome(log: Any, study: optuna.Study, info: dict, metrics: list[str], 
             m[f"uplift_{PREFIX}{k}"] = v - base
     params = {f"best.{k}": v for k, v in info["best_params"].items()}
     log.log(tuning_run_id, metrics=m, params=params, tags={"best_trial": str(info["best_trial"])})
-    log.log(model_run_id, metrics={f"tuning_best_{PREFIX}{k}": v for k, v in values.items()},
-            tags={"optuna.best_trial": str(info["best_trial"])})
+    selected = info.get("selected", "best_trial")
+    log.log(tuning_run_id, tags={"tuning.selected": selected})
+    log.log(model_run_id, metrics={**{f"tuning_best_{PREFIX}{k}": v for k, v in values.items()},
+                                   **{f"tuning_baseline_{PREFIX}{k}": v for k, v in info["baseline_values"].items()}},
+            tags={"optuna.best_trial": str(info["best_trial"]), "tuning.selected": selected})
     with tempfile.TemporaryDirectory(prefix="recsys-study-") as tmp:
         files = report.write_artifacts(study, info, metrics, Path(tmp))
         log.log_files(tuning_run_id, files=files)
