@@ -92,10 +92,13 @@ def test_recommendations_artifact_matches_model(tracked, tmp_path):
     assert logged == list(als.model.items_.id(items[0]))
 
 
-def test_pyfunc_gives_same_top_k_as_in_process(tracked):
+def test_pyfunc_gives_same_top_k_as_in_process(tracked, monkeypatch):
     import mlflow
 
     cfg, result, client = tracked
+    # `models:/` URIs resolve through the global store: another test of this module may have pointed it elsewhere
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    mlflow.set_tracking_uri(client.tracking_uri)
     for res in result.results:
         if res.entry.name not in ("als", "item_knn"):
             continue
