@@ -58,7 +58,7 @@ TARGETS = [
             "recsys.models.base.xǁRecommenderǁfallback*", "recsys.models.base.xǁRecommenderǁrecommend*",
             "recsys.models.baselines.xǁPopularityRecommenderǁ*"]),
     Target("splits", "temporal / leave-last-N / random splits, cutoff, unknown users and items",
-           ["recsys/data/split.py"], ["tests/data/test_split.py"]),
+           ["recsys/data/split.py"], ["tests/data/test_split.py", "tests/data/test_split_oracles.py"]),
     Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
            ["recsys/data/validation.py"], ["tests/data/test_validation.py"]),
     Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first champion",

@@ -9,6 +9,8 @@ import sys
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # each case starts a `recsys` subprocess: `pytest -m "not slow"` skips it
+
 
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "recsys.cli", *args], cwd=cwd, capture_output=True, text=True,

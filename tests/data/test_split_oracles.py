@@ -1,0 +1,97 @@
+"""Splits on small hand-made tables whose right answer is worked out by hand: which side of the cutoff each row
+falls on (a row exactly at the cutoff is test), the explicit cutoff, per-user holdouts with ties, the audit counts
+and the errors for an empty part."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recsys.config.schema import SplitConfig
+from recsys.data import split_interactions, validation_split
+from recsys.errors import DataError
+
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+def table(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(event="view", weight=1.0)
+
+
+def stamps(df: pd.DataFrame) -> list[int]:
+    return sorted((df["timestamp"] - T0).tolist())
+
+
+def test_temporal_share_puts_every_row_at_or_after_the_cutoff_in_test() -> None:
+    # 10 rows, test_size 0.3: the cutoff is the 8th smallest stamp (index floor(10 * 0.7) = 7), i.e. 6; the
+    # three rows at 6 all go to test, so the test part is 5 rows, not 3
+    offsets = [3, 1, 6, 2, 9, 6, 4, 10, 5, 6]
+    df = table([(f"u{i % 3}", f"i{i}", T0 + o) for i, o in enumerate(offsets)])
+    split = split_interactions(df, SplitConfig(method="temporal", test_size=0.3))
+    assert stamps(split.test) == [6, 6, 6, 9, 10]
+    assert stamps(split.train) == [1, 2, 3, 4, 5]
+    assert split.audit["cutoff"] == T0 + 6
+    assert split.audit["leak_share"] == 0.0
+    assert (split.audit["train_rows"], split.audit["test_rows"]) == (5, 5)
+
+
+def test_explicit_cutoff_wins_over_the_share_and_is_read_as_utc() -> None:
+    df = table([("u1", f"i{o}", T0 + o) for o in range(10)])
+    # 2023-11-14T22:13:24Z = T0 + 4 (and the same instant written in Tokyo time)
+    for cutoff in ("2023-11-14T22:13:24Z", "2023-11-14 22:13:24", "2023-11-15T07:13:24+09:00"):
+        split = split_interactions(df, SplitConfig(method="temporal", test_size=0.5, cutoff=cutoff))
+        assert stamps(split.test) == [4, 5, 6, 7, 8, 9], cutoff
+        assert split.audit["cutoff"] == T0 + 4
+    # the validation carve-out uses its own share of the training part, not the test cutoff
+    cfg = SplitConfig(method="temporal", test_size=0.5, cutoff="2023-11-14T22:13:24Z", validation_size=0.5)
+    val = validation_split(split_interactions(df, cfg), cfg)
+    assert stamps(val.train) == [0, 1] and stamps(val.test) == [2, 3]
+
+
+def test_cutoff_after_every_row_is_an_error_naming_the_knobs() -> None:
+    df = table([("u1", f"i{o}", T0 + o) for o in range(5)])
+    with pytest.raises(DataError, match=r"empty test part \(5 train, 0 test rows\); change split.test_size/cutoff"):
+        split_interactions(df, SplitConfig(method="temporal", cutoff="2030-01-01"))
+    with pytest.raises(DataError, match=r"empty train part \(0 train, 5 test rows\)"):
+        split_interactions(df, SplitConfig(method="temporal", cutoff="2000-01-01"))
+
+
+def test_leave_last_share_holds_out_each_users_latest_with_ties_by_item() -> None:
+    rows = [("a", "i1", T0 + 1), ("a", "i2", T0 + 2), ("a", "i4", T0 + 5), ("a", "i3", T0 + 5), ("a", "i0", T0 + 3),
+            ("b", "i1", T0 + 7), ("b", "i2", T0 + 8), ("c", "i9", T0 + 1)]
+    split = split_interactions(table(rows), SplitConfig(method="leave_last", test_size=0.4))
+    held = split.test.groupby("user_id")["item_id"].agg(sorted).to_dict()
+    # a: floor(5 * 0.4) = 2 latest, both at +5 (i3, i4); b: floor(2 * 0.4) = 0; c: floor(0.4) = 0
+    assert held == {"a": ["i3", "i4"]}
+    assert sorted(split.train["item_id"][split.train["user_id"] == "a"]) == ["i0", "i1", "i2"]
+    # two of the two test rows are before b's latest training row (+8): the audit counts them as leaked
+    assert split.audit["leak_share"] == 1.0
+    assert split.audit["test_n"] is None and split.audit["test_size"] == 0.4
+
+
+def test_leave_last_n_never_empties_a_users_training_history() -> None:
+    rows = [("a", f"i{j}", T0 + j) for j in range(5)] + [("b", "i1", T0 + 1), ("b", "i2", T0 + 2),
+                                                         ("c", "i9", T0 + 1)]
+    split = split_interactions(table(rows), SplitConfig(method="leave_last", test_n=3))
+    held = split.test.groupby("user_id")["item_id"].agg(sorted).to_dict()
+    assert held == {"a": ["i2", "i3", "i4"], "b": ["i2"]}  # b keeps 1 of 2, c (one row) keeps its only row
+    assert split.audit["test_n"] == 3
+
+
+def test_random_split_is_seeded_and_takes_about_the_share() -> None:
+    df = table([(f"u{j % 50}", f"i{j % 37}", T0 + j) for j in range(4000)])
+    cfg = SplitConfig(method="random", test_size=0.25)
+    a, b, c = (split_interactions(df, cfg, random_state=s) for s in (1, 1, 2))
+    pd.testing.assert_frame_equal(a.test, b.test)
+    assert not a.test.equals(c.test)
+    assert abs(len(a.test) / len(df) - 0.25) < 0.03  # binomial sd 0.007
+    assert len(a.train) + len(a.test) == len(df)
+
+
+def test_audit_counts_unknown_users_items_and_rows() -> None:
+    train_rows = [("a", "x", T0 + 1), ("b", "y", T0 + 2), ("a", "y", T0 + 3)]
+    test_rows = [("a", "z", T0 + 10), ("c", "x", T0 + 11), ("c", "z", T0 + 12), ("d", "w", T0 + 13)]
+    split = split_interactions(table(train_rows + test_rows), SplitConfig(method="temporal", cutoff="2023-11-14T22:13:30Z"))
+    assert split.audit == {"train_rows": 3, "test_rows": 4, "leak_share": 0.0, "test_users": 3,
+                           "test_users_unknown": 2, "test_items": 3, "test_items_unknown": 2,
+                           "test_rows_unknown_item": 3, "cutoff": T0 + 10}
