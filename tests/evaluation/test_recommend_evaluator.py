@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.data.tables import TrainData
 from recsys.evaluation import build_target, evaluate_recommender
@@ -27,8 +28,9 @@ def test_unknown_users_dropped_or_served_by_fallback():
     model = create("popularity").fit(data)
     res = evaluate_recommender(model, data, kept, ks=[2])
     recs = res.recommendations[res.recommendations["user_id"] == "new"].sort_values("rank")
-    pop_idx, _ = model.fallback(1, 2)
-    assert recs["item_id"].tolist() == list(data.items.id(pop_idx[0]))
+    # distinct training users: x 2 (a, b), z 2 (b, c), y 1; the tie x/z goes to the lower id
+    assert recs["item_id"].tolist() == ["x", "z"]
+    assert recs["score"].tolist() == [2.0, 2.0]
 
 
 def test_relevant_items_exclude_training_items_and_unknown_items_follow_config():
@@ -43,5 +45,7 @@ def test_relevant_items_exclude_training_items_and_unknown_items_follow_config()
     model = create("popularity").fit(data)
     res = evaluate_recommender(model, data, keep, ks=[3])
     per = res.per_user.set_index("user_id")
-    assert per.loc["new", "recall_at_3"] <= 0.5
+    # "new" gets the fallback x, z, y; of its 2 relevant items only x is known to training: 1 hit of 2
+    assert per.loc["new", "recall_at_3"] == 0.5
+    assert per.loc["new", "ndcg_at_3"] == pytest.approx(1.0 / (1.0 + 1.0 / np.log2(3)))
     assert np.isfinite(res.metrics["ndcg_at_3"])
