@@ -64,13 +64,20 @@ TARGETS = [
     Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
            ["recsys/data/validation.py", "recsys/data/timestamps.py"],
            ["tests/data/test_validation.py", "tests/data/test_timestamps.py"]),
-    Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first champion",
+    Target("promotion", "the promotion decision (`_compare`): uplift, guardrails, significance gate",
            ["recsys/tracking/registry.py"], ["tests/registry/test_promotion_decision.py"],
-           ["recsys.tracking.registry.x__compare*", "recsys.tracking.registry.x__first_champion_checks*"]),
-    Target("significance", "paired significance tests (Wilcoxon, t-test) and their frame alignment",
-           ["recsys/evaluation/significance.py"], ["tests/registry/test_paired_significance.py"]),
-    Target("tuning_selection", "tuning selection: best trial / Pareto pick by rule, objective directions",
-           ["recsys/tuning/report.py"], ["tests/tuning/test_tuning_selection.py"]),
+           ["recsys.tracking.registry.x__compare*"]),
+    Target("significance", "paired tests (Wilcoxon, t-test, Holm, effect size, t interval) and their frame alignment",
+           ["recsys/evaluation/significance.py", "recsys/evaluation/statistics.py"],
+           ["tests/registry/test_paired_significance.py", "tests/evaluation/test_statistics.py"],
+           ["recsys.evaluation.significance.*", "recsys.evaluation.statistics.x_wilcoxon*",
+            "recsys.evaluation.statistics.x_ttest*", "recsys.evaluation.statistics.x_paired_p_value*",
+            "recsys.evaluation.statistics.x_holm*", "recsys.evaluation.statistics.x_cohens_d*",
+            "recsys.evaluation.statistics.x_t_interval*", "recsys.evaluation.statistics.x__check_alternative*"]),
+    Target("tuning_selection", "tuning selection: best trial / Pareto pick by rule, refit only if it beats the defaults",
+           ["recsys/tuning/report.py", "recsys/tuning/tuner.py"],
+           ["tests/tuning/test_select_trial.py", "tests/tuning/test_tuning_selection.py::test_beats_rule"],
+           ["recsys.tuning.report.x_select_trial*", "recsys.tuning.tuner.x_beats*"]),
 ]
 BY_NAME = {t.name: t for t in TARGETS}
 
@@ -224,6 +231,8 @@ def write_report() -> list[str]:
             rows.append(f"| {target.name} | {target.what} | — | — | — | — | not run yet |")
             continue
         result = json.loads(source.read_text())
+        if target.functions:  # results of a run with a wider selection: keep this target's functions only
+            result["mutants"] = [m for m in result["mutants"] if any(_glob(m["name"], p) for p in target.functions)]
         s = summarise(result, equivalent)
         ok = s["score"] >= THRESHOLD
         if not ok:

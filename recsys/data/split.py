@@ -117,7 +117,7 @@ def split_folds(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomState = 
         ts = np.sort(df["timestamp"].to_numpy())
         n = len(ts)
         if cfg.cutoff is not None:
-            pos0 = int(np.searchsorted(ts, int(pd.Timestamp(cfg.cutoff, tz="UTC").timestamp()), side="left"))
+            pos0 = int(np.searchsorted(ts, parse_instant(cfg.cutoff, "split.cutoff"), side="left"))
             width = n - pos0
         else:
             width = n - int(np.floor(n * (1 - cfg.test_size)))

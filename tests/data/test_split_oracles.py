@@ -95,3 +95,14 @@ def test_audit_counts_unknown_users_items_and_rows() -> None:
     assert split.audit == {"train_rows": 3, "test_rows": 4, "leak_share": 0.0, "test_users": 3,
                            "test_users_unknown": 2, "test_items": 3, "test_items_unknown": 2,
                            "test_rows_unknown_item": 3, "cutoff": T0 + 10}
+
+
+def test_rolling_folds_read_the_cutoff_like_the_single_split() -> None:
+    from recsys.data.split import split_folds
+
+    df = table([(f"u{o % 3}", f"i{o}", T0 + o) for o in range(12)])
+    for cutoff in ("2023-11-14T22:13:28Z", "2023-11-15T07:13:28+09:00"):  # T0 + 8, twice
+        folds, common = split_folds(df, SplitConfig(method="temporal", cutoff=cutoff, folds=2))
+        # fold 0 tests [8, 12), fold 1 the 4 rows just before: [4, 8); tuning may use [0, 4)
+        assert [stamps(f.test) for f in folds] == [[8, 9, 10, 11], [4, 5, 6, 7]], cutoff
+        assert stamps(common) == [0, 1, 2, 3]
