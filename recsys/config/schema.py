@@ -27,6 +27,9 @@ class SyntheticConfig(StrictModel):
     days: int = Field(180, gt=1, description="length of the simulated period in days")
     new_item_share: float = Field(0.2, ge=0, lt=1, description="share of items released during the period")
     start: str = Field("2024-01-01", description="first day of the period (ISO date)")
+    sequential_strength: float = Field(0.0, ge=0, le=1, description="share of a returning user's next interactions "
+                                       "drawn from the items that follow the previous one (a sequential signal); "
+                                       "0 leaves the data as without it")
 
 
 class MovieLensConfig(StrictModel):

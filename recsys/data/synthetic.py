@@ -120,6 +120,10 @@ def generate(cfg: SyntheticConfig, random_state: RandomState = 0) -> tuple[pd.Da
             item[pending] = fallback
             ts_off[pending] = np.maximum(ts_off[pending], release[fallback])
     events = EVENTS[r.choice(len(EVENTS), size=len(user), p=EVENT_P)]
+    successors = None
+    if cfg.sequential_strength > 0:  # drawn after everything else, so strength 0 keeps the data bit-identical
+        successors = item_successors(cat_of, pop, release, r)
+        item = apply_sequences(user, ts_off, item, successors, release, cfg.sequential_strength, r)
     df = pd.DataFrame({
         "user_id": np.char.add("u", np.char.zfill(user.astype(str), 6)),
         "item_id": items["item_id"].to_numpy()[item],
@@ -127,4 +131,41 @@ def generate(cfg: SyntheticConfig, random_state: RandomState = 0) -> tuple[pd.Da
         "event": events,
     })
     truth = {"tastes": tastes, "item_category": cat_of, "release": start + release, "one_time": one_time}
+    if successors is not None:
+        truth["successors"] = successors
     return df, items, truth
+
+
+N_SUCCESSORS = 2  # items that may follow each item in a sequence
+
+
+def item_successors(cat_of: np.ndarray, pop: np.ndarray, release: np.ndarray, r: np.random.Generator) -> np.ndarray:
+    """(n_items, N_SUCCESSORS) items that tend to follow each item: same category, drawn by popularity."""
+    n = len(cat_of)
+    out = np.empty((n, N_SUCCESSORS), np.int64)
+    for c in np.unique(cat_of):
+        members = np.flatnonzero(cat_of == c)
+        for i in members:
+            others = members[members != i] if len(members) > 1 else members
+            p = pop[others] / pop[others].sum()
+            out[i] = others[r.choice(len(others), size=N_SUCCESSORS, replace=len(others) < N_SUCCESSORS, p=p)]
+    return out
+
+
+def apply_sequences(user: np.ndarray, ts: np.ndarray, item: np.ndarray, successors: np.ndarray, release: np.ndarray,
+                    strength: float, r: np.random.Generator) -> np.ndarray:
+    """Walk each user's interactions in time order; with probability `strength` replace the next item by a successor
+    of the previous one (when it is already released). Returns the new item array."""
+    item = item.copy()
+    order = np.lexsort((np.arange(len(user)), ts, user))
+    u_sorted = user[order]
+    first = np.r_[True, u_sorted[1:] != u_sorted[:-1]]
+    rank = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    for k in range(1, int(rank.max()) + 1 if len(rank) else 0):
+        pos = np.flatnonzero(rank == k)
+        rows, prev_rows = order[pos], order[pos - 1]
+        take = r.random(len(rows)) < strength
+        pick = successors[item[prev_rows], r.integers(0, successors.shape[1], size=len(rows))]
+        ok = take & (release[pick] <= ts[rows])
+        item[rows[ok]] = pick[ok]
+    return item

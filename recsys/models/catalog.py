@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "recsys.models.rp3beta",
     "recsys.models.multvae",
     "recsys.models.sasrec",
+    "recsys.models.hybrid",
     "recsys.models.content",
     "recsys.models.activity",
     "recsys.models.kmeans",

@@ -133,6 +133,31 @@ class ContentModel(Recommender):
         self._check_fitted("item_vectors_")
         return topk(queries.astype(np.float64) @ self.item_vectors_.T.astype(np.float64), k)
 
+    def add_items(self, items: "pd.DataFrame") -> np.ndarray:
+        """Embed catalog items that arrived after fit (item_id, title, text, category) and make them recommendable
+        and searchable; ids already known are skipped. Returns the new items' indices."""
+        import pandas as pd
+
+        from recsys.data.tables import align_items
+        from recsys.data.vocab import Vocabulary
+
+        self._check_fitted("index_")
+        new = items.loc[~self.items_.contains(items["item_id"].to_numpy())].drop_duplicates("item_id")
+        if not len(new):
+            return np.empty(0, np.int64)
+        vocab = Vocabulary(np.concatenate([self.items_.ids, new["item_id"].to_numpy().astype(self.items_.ids.dtype)]))
+        table = align_items(pd.DataFrame(new), Vocabulary(new["item_id"].to_numpy()))
+        vectors, _ = E.encode(E.item_texts(table), self.config.embedding_model, self.config.batch_size, desc="items")
+        n_old = len(self.items_)
+        self.item_vectors_ = np.vstack([self.item_vectors_, vectors.astype(self.item_vectors_.dtype)])
+        self.index_ = F.build_index(self.item_vectors_, self.config)
+        self.titles_ = np.concatenate([self.titles_.astype(str), table["title"].astype(str).to_numpy()])
+        self.items_ = vocab
+        self.seen_ = sp.hstack([self.seen_, sp.csr_matrix((self.seen_.shape[0], len(new)), dtype=self.seen_.dtype)],
+                               format="csr")
+        self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(new))])
+        return np.arange(n_old, n_old + len(new), dtype=np.int64)
+
     # persistence ------------------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_vectors": self.item_vectors_, "titles": self.titles_.astype(str)}

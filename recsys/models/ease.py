@@ -91,7 +91,9 @@ class EASE(Recommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         self._check_fitted("weights_")
-        out = np.zeros((len(user_idx), self.seen_.shape[1]))
+        # items nobody interacted with in training have no weights: never recommended (-inf), as in peers that only
+        # rank training items (the closed form would score them 0, above every item with a negative score)
+        out = np.full((len(user_idx), self.seen_.shape[1]), -np.inf)
         out[:, self.active_] = self.seen_[user_idx][:, self.active_] @ self.weights_
         return out
 

@@ -179,7 +179,7 @@ class TestSASRec(RecommenderContract):
     params = SASREC
 
 
-def test_ease_gives_items_without_interactions_no_weight_and_scores_like_the_closed_form():
+def test_ease_never_recommends_items_without_interactions_and_scores_like_the_closed_form():
     import pandas as pd
 
     from recsys.data.tables import TrainData
@@ -193,5 +193,9 @@ def test_ease_gives_items_without_interactions_no_weight_and_scores_like_the_clo
     p = np.linalg.inv(x.T @ x + 2.0 * np.eye(15))
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0)
-    np.testing.assert_allclose(model.score(np.arange(20)), x @ b, rtol=1e-3, atol=1e-5)
+    scores = model.score(np.arange(20))
+    np.testing.assert_allclose(scores[:, :12], (x @ b)[:, :12], rtol=1e-3, atol=1e-5)
+    assert (scores[:, 12:] == -np.inf).all()  # never recommended: no training evidence
     assert (model.item_weights().toarray()[:, 12:] == 0).all()
+    items, _ = model.recommend(np.arange(20), k=12)
+    assert not np.isin(items, [12, 13, 14]).any()
