@@ -217,7 +217,7 @@ class MlflowTracker:
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
             table.to_csv(t / "comparison.csv")
-            (t / "comparison.md").write_text(to_markdown(table))
+            (t / "comparison.md").write_text(to_markdown(table) + _not_computed_note(ctx.stats))
             plot_comparison(comparison, metric, t / "comparison.png", selected=best.entry.run_name)
             for name in ("comparison.csv", "comparison.md", "comparison.png"):
                 self.client.log_artifact(self.parent_id, str(t / name))
@@ -298,6 +298,16 @@ def _requirements() -> list[str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _not_computed_note(stats: dict) -> str:
+    """One line saying which metrics are absent and why (e.g. diversity without item categories)."""
+    missing = stats.get("metrics_not_computed") or {}
+    by_reason: dict[str, list[str]] = {}
+    for metric, reason in missing.items():
+        by_reason.setdefault(reason, []).append(metric)
+    return "".join(f"\nNot computed, so not logged for any model: {', '.join(ms)} ({reason}).\n"
+                   for reason, ms in by_reason.items())
 
 
 def to_markdown(df: pd.DataFrame) -> str:

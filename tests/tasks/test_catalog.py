@@ -93,3 +93,9 @@ def test_without_categories_no_run_logs_diversity(tmp_path, mlflow_uri):
     assert len(model_runs) == 4 and all("ndcg_at_10" in run.data.metrics for run in model_runs)
     assert "diversity" not in " ".join(res.comparison.columns)
     assert set(res.context.stats["metrics_not_computed"]) == {"diversity_at_5", "diversity_at_10"}
+    import mlflow
+
+    with open(mlflow.artifacts.download_artifacts(run_id=res.parent_run_id, artifact_path="comparison.md",
+                                                  dst_path=str(tmp_path / "dl"))) as fh:
+        md = fh.read()
+    assert md.count("Not computed") == 1 and "diversity_at_5, diversity_at_10 (items have no categories" in md
