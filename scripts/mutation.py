@@ -130,7 +130,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_target(target: Target, max_children: int, survivors_only: bool = False) -> dict:
+def run_target(target: Target, max_children: int, survivors_only: bool = False, collect_only: bool = False) -> dict:
     previous = BUILD / f"{target.name}.json"
     names = list(target.functions)
     old: dict[str, dict] = {}
@@ -139,12 +139,16 @@ def run_target(target: Target, max_children: int, survivors_only: bool = False) 
         names = [n for n, m in old.items() if m["status"] not in ("killed", "timeout")]
         if not names:
             return json.loads(previous.read_text())
-    work = _prepare(target)
     started = datetime.now(UTC)
-    cmd = [MUTMUT, "run", "--max-children", str(max_children), *names]
-    print(f"== {target.name}: {' '.join(cmd[1:])} (in {work})", flush=True)
-    proc = subprocess.run(cmd, cwd=work, env=_env(), text=True, capture_output=True, check=False)
-    (BUILD / f"{target.name}.log").write_text(proc.stdout + proc.stderr)
+    if collect_only:  # an interrupted or earlier run: read the verdicts mutmut already recorded
+        work = BUILD / target.name
+        proc = subprocess.CompletedProcess([], 0, "", "")
+    else:
+        work = _prepare(target)
+        cmd = [MUTMUT, "run", "--max-children", str(max_children), *names]
+        print(f"== {target.name}: {' '.join(cmd[1:])} (in {work})", flush=True)
+        proc = subprocess.run(cmd, cwd=work, env=_env(), text=True, capture_output=True, check=False)
+        (BUILD / f"{target.name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise SystemExit(f"mutmut failed for target {target.name!r} (rc={proc.returncode}):\n{tail}")
@@ -281,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*", help=f"targets to run (default all): {', '.join(BY_NAME)}")
     ap.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     ap.add_argument("--report-only", action="store_true", help="only rebuild docs/testing.md from saved results")
+    ap.add_argument("--collect-only", action="store_true",
+                    help="do not run mutmut; collect the verdicts of the last (possibly interrupted) run")
     ap.add_argument("--survivors", action="store_true",
                     help="re-run only the mutants that survived last time (after adding tests)")
     args = ap.parse_args(argv)
@@ -291,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         BUILD.mkdir(parents=True, exist_ok=True)
         for name in args.targets or list(BY_NAME):
-            r = run_target(BY_NAME[name], args.max_children, args.survivors)
+            r = run_target(BY_NAME[name], args.max_children, args.survivors, args.collect_only)
             s = summarise(r, load_equivalent())
             print(f"   {name}: {s['killed']}/{s['scored']} killed ({s['score']:.1%}), "
                   f"{len(s['survivors'])} surviving, {s['counts'].get('equivalent', 0)} equivalent, "
