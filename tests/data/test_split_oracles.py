@@ -106,3 +106,50 @@ def test_rolling_folds_read_the_cutoff_like_the_single_split() -> None:
         # fold 0 tests [8, 12), fold 1 the 4 rows just before: [4, 8); tuning may use [0, 4)
         assert [stamps(f.test) for f in folds] == [[8, 9, 10, 11], [4, 5, 6, 7]], cutoff
         assert stamps(common) == [0, 1, 2, 3]
+
+
+def test_split_parts_are_clean_frames_with_the_method_and_audit_keys() -> None:
+    df = table([(f"u{o % 4}", f"i{o}", T0 + o) for o in range(40)]).set_axis(range(100, 140))  # odd index
+    for cfg, keys in ((SplitConfig(method="temporal"), {"cutoff"}),
+                      (SplitConfig(method="leave_last", test_size=0.3), {"test_n", "test_size", "boundary_tie_users",
+                                                                         "boundary_tie_rows"}),
+                      (SplitConfig(method="random", test_size=0.3), {"test_size"})):
+        split = split_interactions(df, cfg)
+        assert split.method == cfg.method
+        for part in (split.train, split.test):
+            assert list(part.columns) == list(df.columns) and part.index.equals(pd.RangeIndex(len(part)))
+        assert keys <= set(split.audit), cfg.method
+    # the default seed is 0, for the split and for the validation carve-out
+    cfg = SplitConfig(method="random", test_size=0.3)
+    pd.testing.assert_frame_equal(split_interactions(df, cfg).test, split_interactions(df, cfg, random_state=0).test)
+    s0 = split_interactions(df, cfg)
+    pd.testing.assert_frame_equal(validation_split(s0, cfg).test, validation_split(s0, cfg, random_state=0).test)
+    assert not validation_split(s0, cfg).test.equals(validation_split(s0, cfg, random_state=1).test)
+
+
+def test_tiny_test_share_takes_the_last_row_and_same_instant_is_not_a_leak() -> None:
+    df = table([(f"u{o}", f"i{o}", T0 + o) for o in range(10)])
+    split = split_interactions(df, SplitConfig(method="temporal", test_size=0.05))  # floor(9.5) = 9: the last row
+    assert stamps(split.test) == [9]
+    from recsys.data.split import leakage_audit
+
+    train = table([("a", "x", T0 + 5)])
+    same = table([("b", "y", T0 + 5), ("c", "z", T0 + 6)])
+    assert leakage_audit(train, same)["leak_share"] == 0.0  # at the same instant is not before
+    assert leakage_audit(train, table([("b", "y", T0 + 4), ("c", "z", T0 + 6)]))["leak_share"] == 0.5
+    assert leakage_audit(train, same.iloc[:0])["leak_share"] == 0.0
+
+
+def test_empty_part_errors_name_the_knob_of_each_method() -> None:
+    one_each = table([(f"u{u}", "i1", T0 + u) for u in range(5)])
+    with pytest.raises(DataError, match=r"empty test part.*split.test_size/cutoff or set split.test_n$"):
+        split_interactions(one_each, SplitConfig(method="leave_last", test_size=0.5))
+    with pytest.raises(DataError, match=r"empty test part.*change split.test_size/cutoff$"):
+        split_interactions(one_each, SplitConfig(method="temporal", cutoff="2030-01-01"))
+    with pytest.raises(DataError, match="split.cutoff"):
+        split_interactions(one_each, SplitConfig(method="temporal", cutoff="not a date"))
+    # training rows all at one instant: the validation cutoff takes them all, leaving no training part
+    rows = [(f"u{o}", f"i{o}", T0) for o in range(4)] + [("u9", "i9", T0 + 9)]
+    base = split_interactions(table(rows), SplitConfig(method="temporal", cutoff="2023-11-14T22:13:25Z"))
+    with pytest.raises(DataError, match=r"empty train part \(0 train, 4 validation rows\); change split.validation_size$"):
+        validation_split(base, SplitConfig(method="temporal", validation_size=0.5))

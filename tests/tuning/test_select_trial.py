@@ -34,7 +34,8 @@ def test_single_objective_best_in_its_direction(direction, expected) -> None:
 
 def test_no_complete_trial_is_an_error_naming_the_way_out() -> None:
     study = study_of([0.1, 0.2], ["maximize"], [TrialState.FAIL, TrialState.PRUNED])
-    with pytest.raises(RecsysError, match="no COMPLETE trial.*--n-trials"):
+    with pytest.raises(RecsysError, match=r"no COMPLETE trial to pick from; run more trials \(--n-trials\) or check "
+                                          "the FAILED trial runs for the error"):
         select_trial(study, ["ndcg"], ["maximize"], None)
 
 
@@ -60,9 +61,11 @@ def test_weights_sign_each_objective_by_its_direction() -> None:
     assert select_trial(study, METRICS, DIRS, SelectRule(weights={"ndcg": 100.0, "latency": 1.0})).number == 0
     # score = 1000 * ndcg - latency: 0 -> 290, 1 -> 370, 2 -> 420
     assert select_trial(study, METRICS, DIRS, SelectRule(weights={"ndcg": 1000.0, "latency": 1.0})).number == 2
+    # score = 150 * ndcg - latency: 0 -> 35, 1 -> 30, 2 -> -5 (a maximised metric counts once, not twice)
+    assert select_trial(study, METRICS, DIRS, SelectRule(weights={"ndcg": 150.0, "latency": 1.0})).number == 0
 
 
-def test_constraints_are_inclusive_bounds_and_an_empty_result_falls_back_to_the_front() -> None:
+def test_constraints_are_inclusive_bounds_and_an_empty_result_falls_back_to_the_front(caplog) -> None:
     study = study_of(TRIALS, DIRS)
     # latency <= 30 keeps 0, 1, 4 (30 included); best ndcg among them: 1 (tie with 4)
     rule = SelectRule(metric="ndcg", constraints={"latency": {"max": 30.0}})
@@ -72,7 +75,9 @@ def test_constraints_are_inclusive_bounds_and_an_empty_result_falls_back_to_the_
     assert select_trial(study, METRICS, DIRS, rule).number == 1
     # nothing meets ndcg >= 0.9: the whole front is used (best ndcg: 2)
     rule = SelectRule(metric="ndcg", constraints={"ndcg": {"min": 0.9}})
-    assert select_trial(study, METRICS, DIRS, rule).number == 2
+    with caplog.at_level("WARNING", logger="recsys"):
+        assert select_trial(study, METRICS, DIRS, rule).number == 2
+    assert "no Pareto trial meets select.constraints {'ndcg': {'min': 0.9}}; choosing among the whole front" in caplog.text
 
 
 def test_dominated_trials_are_never_picked_and_multi_objective_needs_a_rule() -> None:
