@@ -13,15 +13,31 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at emit time (a handler bound once would keep a replaced, closed stream)."""
+
+    _recsys = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def configure(level: str | int | None = None) -> None:
     """Configure console logging for entry points (CLI, MLproject scripts). Idempotent."""
     level = level or os.environ.get("RECSYS_LOG_LEVEL", "INFO")
     root = logging.getLogger(ROOT)
     root.setLevel(level)
     if not any(getattr(h, "_recsys", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._recsys = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.propagate = False
 

@@ -83,7 +83,18 @@ class TuningLog:
             except Exception as exc:  # dataset metadata is evidence, never fatal
                 _log.warning("could not build the validation dataset %s: %s", name, exc)
         if inputs:
-            self.client.log_inputs(tuning_run_id, datasets=inputs)
+            self._log_inputs_retrying(tuning_run_id, inputs)
+
+    def _log_inputs_retrying(self, run_id: str, inputs: list, attempts: int = 3) -> None:
+        """Workers sharing a study log the same validation dataset at once: the store's get-or-create may lose
+        the race (a unique-key violation); a retry then finds the row the other worker created."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+                return
+            except Exception as exc:  # noqa: BLE001 - any store error; the last one is reported
+                if attempt == attempts:
+                    _log.warning("could not log the validation datasets of run %s: %s", run_id, exc)
 
     def end(self, run_id: str, status: str = "FINISHED", tags: dict | None = None) -> None:
         if tags:
