@@ -2,6 +2,7 @@
 
     recsys run configs/quickstart.yaml --set seed=7
     recsys data describe configs/movielens.yaml
+    recsys data load events.csv items.csv --into sqlite:///shop.db
     recsys models
 """
 
@@ -65,12 +66,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     from recsys.config import load_config
-    from recsys.data import describe, load_dataset, split_interactions
+    from recsys.data import describe, load_dataset, split_dataset
 
     cfg = load_config(args.config, _overrides(args))
     ds = load_dataset(cfg.data, cfg.seed)
-    split = split_interactions(ds.interactions, cfg.split, cfg.seed)
-    print(json.dumps(describe(ds.interactions, split), indent=2, default=str))
+    split = split_dataset(ds, cfg.split, cfg.seed)
+    print(json.dumps(describe(ds.all_interactions, split), indent=2, default=str))
+    return 0
+
+
+def cmd_data_load(args: argparse.Namespace) -> int:
+    from recsys.data.sql import load_files, mask_url
+
+    index = [c.strip() for c in args.index.split(",") if c.strip()] if args.index else None
+    tables = [t.strip() for t in args.table.split(",") if t.strip()] if args.table else None
+    done = load_files(args.files, args.into, tables=tables, index=index, if_exists=args.if_exists,
+                      chunksize=args.chunksize, sep=args.sep)
+    for t in done:
+        print(f"{t['file']} -> {mask_url(args.into)} table {t['table']}: {t['rows']} rows, "
+              f"indexes {', '.join(t['indexes']) or 'none'}")
     return 0
 
 
@@ -99,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = data.add_parser("describe", help="statistics that tell whether collaborative filtering is feasible")
     _add_config_args(d)
     d.set_defaults(func=cmd_describe)
+    ld = data.add_parser("load", help="create indexed database tables from CSV/Parquet files (data.source: sql)")
+    ld.add_argument("files", nargs="+", help="CSV or Parquet files; one table each, named after the file")
+    ld.add_argument("--into", required=True, help="SQLAlchemy URL, e.g. sqlite:///shop.db (${VAR} expands)")
+    ld.add_argument("--table", default=None, help="comma-separated table names, one per file (default: file names)")
+    ld.add_argument("--index", default=None, help="comma-separated columns to index where present (default: *_id and "
+                                                  "timestamp/ts/time/date columns)")
+    ld.add_argument("--if-exists", default="fail", choices=["fail", "replace", "append"])
+    ld.add_argument("--chunksize", type=int, default=50_000, help="rows written per batch")
+    ld.add_argument("--sep", default=",", help="CSV separator")
+    ld.set_defaults(func=cmd_data_load)
     m = sub.add_parser("models", help="list the model catalog")
     m.set_defaults(func=cmd_models)
     for add in _command_plugins():

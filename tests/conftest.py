@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,3 +174,51 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         seed = config.getoption("randomly_seed")
         terminalreporter.write_line(f"random order: -p randomly --randomly-seed={seed} (TZ={os.environ.get('TZ', 'unset')}, "
                                     f"local zone {time.tzname[0]})")
+
+
+@dataclass(frozen=True)
+class PostgresCluster:
+    url: str  # SQLAlchemy base URL without a database (append /<db>); psycopg2 driver
+    dsn: str  # libpq connection string of the `postgres` database
+    port: int
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster on a free loopback port (trust auth); skips when the binaries are absent."""
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
+    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))  # outside pytest's root-only tmp tree
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+    try:
+        subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True)
+        for attempt in range(4):  # PostgreSQL cannot bind port 0: retry when another process took the probed port
+            port = free_port()
+            opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            started = subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"),
+                                                   "-w", "start"]), check=False, capture_output=True)
+            if started.returncode == 0:
+                break
+            if attempt == 3 or not port_in_use(port):
+                raise AssertionError(f"pg_ctl start failed (rc={started.returncode}): "
+                                     f"{started.stderr.decode()[-2000:]}")
+        # SQLAlchemy 2.1 defaults to psycopg 3: name psycopg2 explicitly
+        yield PostgresCluster(url=f"postgresql+psycopg2://postgres@127.0.0.1:{port}",
+                              dsn=f"host=127.0.0.1 port={port} user=postgres dbname=postgres", port=port)
+    finally:
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True,
+                       check=False)
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 Task = Literal["recommend", "similar", "audience", "search", "segment"]
 
@@ -61,6 +61,55 @@ class TabularConfig(StrictModel):
         "auto", description="auto: dates/datetimes as such, numbers by magnitude (s/ms/us/ns, logged); "
                             "or force s, ms, us, ns (numbers) or datetime (strings)")
     sep: str = ","
+    test: str | None = Field(None, description="split.method predefined: CSV/Parquet file of the test part "
+                                               "(`interactions` is then the training part)")
+    validation: str | None = Field(None, description="split.method predefined: optional file of the validation part "
+                                                     "(for tuning; default: carved from training by time)")
+
+
+class SqlConfig(StrictModel):
+    """Interactions (and optionally items) read from a database through SQLAlchemy, in chunks.
+
+    The URL's password is never logged (masked in log lines and MLflow params); put it in the environment:
+    `url: postgresql+psycopg2://app:${PGPASSWORD}@db/shop` (`${VAR}` is expanded when the source is read).
+    """
+
+    url: str | None = Field(None, description="SQLAlchemy URL (sqlite:///shop.db, postgresql+psycopg2://...); "
+                                              "default $RECSYS_SQL_URL; ${VAR} expands from the environment")
+    interactions_table: str | None = Field(None, description="table (or schema.table) of interactions")
+    interactions_query: str | None = Field(None, description="SELECT returning interactions (instead of a table)")
+    items_table: str | None = Field(None, description="optional table of items")
+    items_query: str | None = Field(None, description="optional SELECT returning items")
+    test_table: str | None = Field(None, description="split.method predefined: table of the test part")
+    test_query: str | None = Field(None, description="split.method predefined: SELECT of the test part")
+    validation_table: str | None = Field(None, description="split.method predefined: optional validation table")
+    validation_query: str | None = Field(None, description="split.method predefined: optional validation SELECT")
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> column of the result")
+    item_columns: dict[str, str] = Field(default_factory=dict, description="canonical -> column for items")
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = Field(
+        "auto", description="as data.tabular.timestamp_unit (database timestamps are read as datetimes)")
+    chunksize: int = Field(50_000, gt=0, description="rows fetched per round trip")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> "SqlConfig":
+        for part, required in (("interactions", True), ("items", False), ("test", False), ("validation", False)):
+            table, query = getattr(self, f"{part}_table"), getattr(self, f"{part}_query")
+            if table and query:
+                raise ValueError(f"data.sql: set either {part}_table or {part}_query, not both")
+            if required and not (table or query):
+                raise ValueError("data.sql needs interactions_table or interactions_query")
+        return self
+
+    def part(self, name: str) -> tuple[str, str] | None:
+        """('table', name) or ('query', sql) of a part (interactions, items, test, validation); None when unset."""
+        table, query = getattr(self, f"{name}_table"), getattr(self, f"{name}_query")
+        return ("table", table) if table else ("query", query) if query else None
+
+    @field_serializer("url")
+    def _masked(self, url: str | None) -> str | None:
+        from recsys.data.sql import mask_url  # never dump a password into params, config.json or logs
+
+        return None if url is None else mask_url(url)
 
 
 class ImplicitConfig(StrictModel):
@@ -77,10 +126,11 @@ class ImplicitConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    source: Literal["synthetic", "movielens", "tabular"] = "synthetic"
+    source: Literal["synthetic", "movielens", "tabular", "sql"] = "synthetic"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     movielens: MovieLensConfig = Field(default_factory=MovieLensConfig)
     tabular: TabularConfig | None = None
+    sql: SqlConfig | None = None
     implicit: ImplicitConfig = Field(default_factory=ImplicitConfig)
     duplicates: Literal["keep", "drop", "error"] = "drop"
     rating_range: tuple[float, float] | None = Field(None, description="allowed [min, max] of ratings")
@@ -95,11 +145,23 @@ class DataConfig(StrictModel):
         if self.source == "tabular" and self.tabular is None:
             raise ValueError("data.source is 'tabular' but the `data.tabular` section is missing; "
                              "add data.tabular.interactions: <file>")
+        if self.source == "sql" and self.sql is None:
+            raise ValueError("data.source is 'sql' but the `data.sql` section is missing; "
+                             "add data.sql.url and data.sql.interactions_table (or interactions_query)")
         return self
+
+    def predefined_parts(self) -> list[str]:
+        """Parts the source gives beyond training (`test`, `validation`) for split.method predefined."""
+        if self.source == "tabular" and self.tabular is not None:
+            return [p for p in ("test", "validation") if getattr(self.tabular, p)]
+        if self.source == "sql" and self.sql is not None:
+            return [p for p in ("test", "validation") if self.sql.part(p)]
+        return []
 
 
 class SplitConfig(StrictModel):
-    method: Literal["temporal", "leave_last", "random"] = "temporal"
+    method: Literal["temporal", "leave_last", "random", "predefined"] = Field(
+        "temporal", description="predefined: train/test (and validation) parts as the source gives them")
     test_size: float = Field(0.2, gt=0, lt=1, description="share of interactions (temporal/random) or of each user's history")
     test_n: int | None = Field(None, gt=0, description="leave_last: hold out each user's last N instead of a share")
     cutoff: str | None = Field(None, description="temporal: explicit cutoff timestamp (ISO); overrides test_size")
@@ -215,6 +277,22 @@ class ExperimentConfig(StrictModel):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     experiment: ExperimentMeta = Field(default_factory=ExperimentMeta)
     task_params: dict[str, Any] = Field(default_factory=dict, description="task-specific options (audience, search, segment)")
+
+    @model_validator(mode="after")
+    def _predefined_parts(self) -> "ExperimentConfig":
+        parts = self.data.predefined_parts()
+        src = self.data.source
+        if self.split.method == "predefined" and "test" not in parts:
+            where = {"tabular": "data.tabular.test: <file>", "sql": "data.sql.test_table (or test_query)"}
+            raise ValueError(f"split.method is 'predefined' but data.source {src!r} gives no test part; "
+                             + (f"set {where[src]}" if src in where else "use source tabular or sql"))
+        if self.split.method == "predefined" and self.split.folds > 1:
+            raise ValueError("split.folds > 1 repeats the platform's own splits; a predefined split is one fixed "
+                             "split: set split.folds: 1 or another split.method")
+        if self.split.method != "predefined" and parts:
+            raise ValueError(f"data.{src} sets a {' and a '.join(parts)} part, which only split.method "
+                             f"'predefined' reads (split.method is {self.split.method!r}); set split.method: predefined")
+        return self
 
     @model_validator(mode="after")
     def _labels_unique(self) -> "ExperimentConfig":

@@ -1,4 +1,5 @@
-"""Leakage-aware splits: global temporal cutoff, per-user leave-last, seeded random. Each carries an audit."""
+"""Leakage-aware splits: global temporal cutoff, per-user leave-last, seeded random, or predefined parts given by
+the source. Each carries an audit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.schema import SplitConfig
-from recsys.data.tables import frame_fingerprint
+from recsys.data.tables import Dataset, frame_fingerprint
 from recsys.data.timestamps import parse_instant
 from recsys.errors import DataError
 from recsys.random import RandomState, rng as make_rng
@@ -22,10 +23,30 @@ class Split:
     test: pd.DataFrame
     method: str
     audit: dict = field(default_factory=dict)
+    validation: pd.DataFrame | None = None  # predefined: the validation part the source gave (for tuning)
 
     def fingerprint(self) -> str:
+        """Hash of which rows are train and which test, independent of row order (a split read back from files
+        in another order is the same split)."""
         cols = ["user_id", "item_id", "timestamp"]
-        return frame_fingerprint(pd.concat([self.train[cols].assign(_p=0), self.test[cols].assign(_p=1)]))
+        both = pd.concat([self.train[cols].assign(_p=0), self.test[cols].assign(_p=1)], ignore_index=True)
+        return frame_fingerprint(both.sort_values(["_p", *cols], kind="stable").reset_index(drop=True))
+
+
+def split_dataset(dataset: Dataset, cfg: SplitConfig, random_state: RandomState = 0) -> Split:
+    """The split of `dataset` by `cfg`: the source's own parts for `predefined`, else `split_interactions`."""
+    if cfg.method != "predefined":
+        return split_interactions(dataset.interactions, cfg, random_state)
+    if "test" not in dataset.parts:
+        raise DataError(f"split.method is 'predefined' but dataset {dataset.name!r} has no test part; set "
+                        "data.tabular.test (or data.sql.test_table / test_query)")
+    train, test = dataset.interactions.reset_index(drop=True), dataset.parts["test"].reset_index(drop=True)
+    validation = dataset.parts.get("validation")
+    audit = leakage_audit(train, test)
+    if validation is not None:
+        audit["validation_rows"] = int(len(validation))
+    return Split(train=train, test=test, method="predefined", audit=audit,
+                 validation=None if validation is None else validation.reset_index(drop=True))
 
 
 def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomState = 0,
@@ -33,6 +54,8 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
     """Split canonical interactions according to `cfg` (test_size overrides cfg.test_size, used for validation)."""
     size = cfg.test_size if test_size is None else test_size
     df = df.reset_index(drop=True)
+    if cfg.method == "predefined":  # only reached for a validation carve-out without a given validation part
+        cfg = cfg.model_copy(update={"method": "temporal", "cutoff": None})
     if cfg.method == "temporal":
         if cfg.cutoff is not None and test_size is None:
             cutoff = parse_instant(cfg.cutoff, "split.cutoff")
@@ -98,7 +121,12 @@ def leakage_audit(train: pd.DataFrame, test: pd.DataFrame) -> dict:
 
 
 def validation_split(split: Split, cfg: SplitConfig, random_state: RandomState = 0) -> Split:
-    """Carve a validation part from the training part only (same method); the test part is never touched."""
+    """Carve a validation part from the training part only (same method); the test part is never touched.
+
+    predefined: the source's validation part when it gave one, else a global temporal cut of the training part."""
+    if split.method == "predefined" and split.validation is not None:
+        return Split(train=split.train, test=split.validation, method="predefined",
+                     audit=leakage_audit(split.train, split.validation))
     return split_interactions(split.train, cfg, random_state, test_size=cfg.validation_size)
 
 

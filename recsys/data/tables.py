@@ -29,9 +29,24 @@ class Dataset:
     interactions: pd.DataFrame
     items: pd.DataFrame
     extras: dict = field(default_factory=dict)
+    parts: dict[str, pd.DataFrame] = field(default_factory=dict)  # predefined split: `test`, `validation`
+
+    @property
+    def all_interactions(self) -> pd.DataFrame:
+        """Every interaction of the source: the training rows plus any predefined parts."""
+        if not self.parts:
+            return self.interactions
+        return pd.concat([self.interactions, *self.parts.values()], ignore_index=True)
 
     def fingerprint(self) -> str:
-        return frame_fingerprint(self.interactions[["user_id", "item_id", "timestamp", "weight"]])
+        """Hash of the canonical rows (every part); for a database source also of the raw rows read, so a
+        changed table changes it even where validation drops the changed rows."""
+        cols = ["user_id", "item_id", "timestamp", "weight"]
+        frames = [self.interactions[cols].assign(_p="train" if self.parts else "all")]
+        frames += [p[cols].assign(_p=name) for name, p in sorted(self.parts.items())]
+        fp = frame_fingerprint(pd.concat(frames) if self.parts else self.interactions[cols])
+        raw = self.extras.get("rows_fingerprint")
+        return fp if raw is None else hashlib.sha256(f"{fp}:{raw}".encode()).hexdigest()[:16]
 
 
 def frame_fingerprint(df: pd.DataFrame) -> str:

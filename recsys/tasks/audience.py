@@ -13,6 +13,8 @@ Task options live in `task_params` (validated by `AudienceParams`), e.g.::
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
-from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.data import Split, TrainData, describe, load_dataset, split_dataset, validation_split
 from recsys.data.tables import INTERACTION_COLUMNS
 from recsys.data.vocab import Vocabulary
 from recsys.errors import ConfigError, RecsysError
@@ -110,8 +112,8 @@ class AudienceTask(Task):
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         t0 = time.perf_counter()
         dataset = load_dataset(cfg.data, cfg.seed)
-        split = split_interactions(dataset.interactions, cfg.split, cfg.seed)
-        stats = describe(dataset.interactions, split)
+        split = split_dataset(dataset, cfg.split, cfg.seed)
+        stats = describe(dataset.all_interactions, split)
         diag = data_diagnostics(stats)
         stats["audience_diagnostics"] = diag
         _log.info("data %s: %d interactions, one-time users %.1f%%, retention %.1f%%, new products %.1f%%",
@@ -156,7 +158,7 @@ class AudienceTask(Task):
 
     def validation_context(self, ctx: TaskContext) -> TaskContext:
         split: Split = ctx.state["split"]
-        train_only = Split(train=split.train, test=split.test.iloc[0:0], method=split.method, audit={})
+        train_only = dataclasses.replace(split, test=split.test.iloc[0:0], audit={})
         vsplit = validation_split(train_only, ctx.cfg.split, ctx.cfg.seed)
         return self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state["items"],
                              is_validation=True)

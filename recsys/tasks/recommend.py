@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
-from recsys.data import Split, TrainData, describe, load_dataset, split_interactions, validation_split
+from recsys.data import Split, TrainData, describe, load_dataset, split_dataset, validation_split
 from recsys.data.split import split_folds
 from recsys.data.tables import INTERACTION_COLUMNS, frame_fingerprint
 from recsys.evaluation.plots import plot_recommend_diagnostics, plot_slices
@@ -35,12 +36,12 @@ class RecommendTask(Task):
             folds, common_train = split_folds(dataset.interactions, cfg.split, cfg.seed)
             split = folds[0]
         else:
-            split = split_interactions(dataset.interactions, cfg.split, cfg.seed)
+            split = split_dataset(dataset, cfg.split, cfg.seed)
         _log.info("data %s: %d interactions; split %s: %d train / %d test rows (leak share %.4f)",
                   dataset.name, len(dataset.interactions), split.method, len(split.train), len(split.test),
                   split.audit["leak_share"])
         ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
-        ctx.stats = describe(dataset.interactions, split)
+        ctx.stats = describe(dataset.all_interactions, split)
         if ctx.state["data"].item_categories() is None:
             reason = "items have no categories (map data.tabular.item_columns.category or give an items table)"
             ctx.stats["metrics_not_computed"] = {f"diversity_at_{k}": reason for k in cfg.metrics.k}
@@ -91,7 +92,7 @@ class RecommendTask(Task):
     def validation_context(self, ctx: TaskContext) -> TaskContext:
         split: Split = ctx.state["split"]
         # a Split without its test part: tuning must never read it
-        train_only = Split(train=split.train, test=split.test.iloc[0:0], method=split.method, audit={})
+        train_only = dataclasses.replace(split, test=split.test.iloc[0:0], audit={})
         vsplit = validation_split(train_only, ctx.cfg.split, ctx.cfg.seed)
         vctx = self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state["items"], is_validation=True)
         return vctx
@@ -219,7 +220,7 @@ def combine_folds(results: list[ModelResult], splits: list[Split], metric: str,
 
 def _other_sources(source: str) -> tuple[str, ...]:
     """Param prefixes of the sources not in use (kept out of the logged params)."""
-    return tuple(f"data.{s}." for s in ("synthetic", "movielens", "tabular") if s != source)
+    return tuple(f"data.{s}." for s in ("synthetic", "movielens", "tabular", "sql") if s != source)
 
 
 def write_pyfunc_meta(model_dir: Path, task: str, **extra) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port, port_in_use, start_on_free_port, stop_process
+from conftest import start_on_free_port, stop_process
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
@@ -32,47 +29,18 @@ CONFIG = {
 
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL cluster on a free loopback port; yields its base URL."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
-    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))  # outside pytest's root-only tmp tree
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    for attempt in range(4):  # PostgreSQL cannot bind port 0: retry when another process took the probed port
-        port = free_port()
-        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        started = subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
-                                               "start"]), check=False, capture_output=True)
-        if started.returncode == 0:
-            break
-        if attempt == 3 or not port_in_use(port):
-            shutil.rmtree(root, ignore_errors=True)
-            raise AssertionError(f"pg_ctl start failed (rc={started.returncode}): {started.stderr.decode()[-2000:]}")
+def postgres(postgres_cluster):
+    """The throwaway cluster (tests/conftest.py) with databases for MLflow and Optuna; yields its base URL."""
     import psycopg2
 
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE mlflow")
-            cur.execute("CREATE DATABASE optuna")
-        conn.close()
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"  # SQLAlchemy 2.1 defaults to psycopg 3
-    finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    conn = psycopg2.connect(postgres_cluster.dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE mlflow")
+        cur.execute("CREATE DATABASE optuna")
+    conn.close()
+    yield postgres_cluster.url
 
 
 @pytest.fixture
