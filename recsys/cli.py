@@ -134,7 +134,7 @@ def _command_plugins() -> list[Callable]:
     import importlib
 
     plugins = []
-    for mod in ("recsys.tuning.cli", "recsys.tracking.registry_cli", "recsys.serving.cli"):
+    for mod in ("recsys.tuning.cli", "recsys.tracking.registry_cli", "recsys.serving.cli", "recsys.serving.batch"):
         try:
             plugins.append(importlib.import_module(mod).add_commands)
         except ModuleNotFoundError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field
 
 from recsys.models._implicit import ImplicitRecommender, cosine_similar
@@ -27,6 +28,7 @@ class ALS(ImplicitRecommender):
 
     user_factors_: np.ndarray | None = None
     item_factors_: np.ndarray | None = None
+    _fold_in_ = None  # implicit estimator over the fixed item factors, built on first fold-in
 
     def _construct(self):
         from implicit.cpu.als import AlternatingLeastSquares
@@ -50,12 +52,36 @@ class ALS(ImplicitRecommender):
         return {"partial_model": partial_model}
 
     def _after_fit(self, est) -> None:
+        self._fold_in_ = None
         self.user_factors_ = np.asarray(est.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(est.item_factors, dtype=np.float32)
         self.estimator_ = None
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
+
+    def fold_in_factors(self, history: sp.csr_matrix) -> np.ndarray:
+        """User factors (n, factors) of unseen users from their histories: implicit's `recalculate_user`
+        (one exact least-squares step against the fixed item factors, same alpha and regularization)."""
+        self._check_fitted("item_factors_")
+        if self._fold_in_ is None:
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            c = self.config
+            est = AlternatingLeastSquares(factors=self.item_factors_.shape[1], regularization=c.regularization,
+                                          alpha=c.alpha, random_state=c.random_state, num_threads=1)
+            est.item_factors = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+            self._fold_in_ = est
+        history = self.check_history(history)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            return np.asarray(self._fold_in_.recalculate_user(np.arange(history.shape[0]), history),
+                              dtype=np.float32)
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        factors = self.fold_in_factors(history)
+        return factors.astype(np.float64) @ self.item_factors_.T.astype(np.float64)
 
     def audience(self, item_idx: np.ndarray, n: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Top-n users per item index by user·item score, best first (users who had the item excluded)."""
@@ -75,3 +101,4 @@ class ALS(ImplicitRecommender):
 
     def _set_state(self, state) -> None:
         self.user_factors_, self.item_factors_ = state["user_factors"], state["item_factors"]
+        self._fold_in_ = None

@@ -157,6 +157,47 @@ class Recommender(Model):
             mask_seen(scores, self.seen_, np.asarray(user_idx))
         return topk(scores, k)
 
+    # fold-in: users the model never saw, described by the items they had ----------------------------------
+    def item_item_weights(self) -> sp.spmatrix | np.ndarray | None:
+        """(n_items, n_items) W with scores = history @ W, for models of that form (item-KNN, RP3beta, EASE).
+
+        A subclass that returns its W gets fold-in (`score_history`, `recommend_history`) for free; models of
+        another form (factorisation, embeddings) override `score_history` or `recommend_history`. None: no W.
+        """
+        return None
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """Dense scores (n, n_items) for users given only by their histories (fold-in).
+
+        history: (n, n_items) CSR of interaction weights over this model's item indices (1.0 per item when the
+        caller has no weights). Default: history @ item_item_weights(); NotImplementedError when the model has
+        no way to fold a history in (the caller then falls back to popular items).
+        """
+        weights = self.item_item_weights()
+        if weights is None:
+            raise NotImplementedError(f"model {self.name!r} cannot fold in a history (no item-item weights)")
+        out = history.astype(np.float64) @ weights
+        return out.toarray() if sp.issparse(out) else np.asarray(out, dtype=np.float64)
+
+    def recommend_history(self, history: sp.csr_matrix, k: int,
+                          exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores (n, k) for users given by histories; the history's items excluded."""
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        history = self.check_history(history)
+        scores = self.score_history(history)
+        if exclude_seen:
+            mask_seen(scores, history, np.arange(history.shape[0]))
+        return topk(scores, k)
+
+    def check_history(self, history: sp.spmatrix) -> sp.csr_matrix:
+        self._check_fitted("seen_")
+        history = sp.csr_matrix(history, dtype=np.float32)
+        if history.shape[1] != self.seen_.shape[1]:
+            raise ValueError(f"a history must have one column per item ({self.seen_.shape[1]}), "
+                             f"got {history.shape[1]}")
+        return history
+
     def fallback(self, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Most popular items for users unknown to training (cold start)."""
         self._check_fitted("popularity_")

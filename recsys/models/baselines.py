@@ -67,6 +67,10 @@ class PopularityRecommender(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(user_idx), len(self.scores_))).copy()
 
+    def score_history(self, history) -> np.ndarray:
+        """The popularity ranking for anyone (the history only removes items already had)."""
+        return self._score(np.zeros(history.shape[0], np.int64))
+
     def similar(self, item_idx: np.ndarray, k: int):
         from recsys.models.base import topk
 

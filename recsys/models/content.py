@@ -72,7 +72,11 @@ class ContentModel(Recommender):
     def profiles(self, user_idx: np.ndarray) -> np.ndarray:
         """Unit-norm profile vectors (n, d) of known users: (weighted) mean of their training items' embeddings."""
         self._check_fitted("item_vectors_")
-        rows = self.seen_[np.asarray(user_idx, dtype=np.int64)]
+        return self.history_profiles(self.seen_[np.asarray(user_idx, dtype=np.int64)])
+
+    def history_profiles(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Unit-norm profiles (n, d) of histories (rows of item weights): how every user, new or known, is seen."""
+        self._check_fitted("item_vectors_")
         if self.config.profile == "uniform":
             rows = rows.copy()
             rows.data[:] = 1.0
@@ -88,19 +92,31 @@ class ContentModel(Recommender):
             raise ValueError(f"k must be > 0, but got k={k}")
         self._check_fitted("index_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
-        n, n_items = len(user_idx), self.item_vectors_.shape[0]
-        if n and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
+        if len(user_idx) and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
             raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+        return self.recommend_history(self.seen_[user_idx], k, exclude_seen)
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self.history_profiles(history).astype(np.float64) @ self.item_vectors_.T.astype(np.float64)
+
+    def recommend_history(self, history: sp.csr_matrix, k: int,
+                          exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per history from the FAISS index (the profile of the given items), those items removed."""
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        self._check_fitted("index_")
+        history = self.check_history(history)
+        n, n_items = history.shape[0], self.item_vectors_.shape[0]
         out_idx = np.full((n, min(k, n_items)), -1, np.int64)
         out_val = np.full(out_idx.shape, -np.inf)
-        n_seen = np.diff(self.seen_.indptr)[user_idx] if exclude_seen else np.zeros(n, np.int64)
+        n_seen = np.diff(history.indptr) if exclude_seen else np.zeros(n, np.int64)
         order = np.argsort(n_seen, kind="stable")
         for start in range(0, n, USERS_PER_SEARCH):
             rows = order[start:start + USERS_PER_SEARCH]
             kk = min(n_items, k + int(n_seen[rows].max()))
-            ids, scores = F.search(self.index_, self.profiles(user_idx[rows]), kk, self.config.num_threads)
+            ids, scores = F.search(self.index_, self.history_profiles(history[rows]), kk, self.config.num_threads)
             if exclude_seen:
-                ids = np.where(is_member(ids, self.seen_[user_idx[rows]]), -1, ids)
+                ids = np.where(is_member(ids, history[rows]), -1, ids)
             out_idx[rows], out_val[rows] = first_valid(ids, scores, out_idx.shape[1])
         return out_idx, out_val
 

@@ -44,8 +44,12 @@ class ItemKNN(ImplicitRecommender):
         self.similarity_ = est.similarity.tocsr().astype(np.float64)
         self.estimator_ = None
 
+    def item_item_weights(self) -> sp.csr_matrix:
+        self._check_fitted("similarity_")
+        return self.similarity_
+
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return (self.seen_[user_idx].astype(np.float64) @ self.similarity_).toarray()
+        return self.score_history(self.seen_[user_idx])
 
     def similar(self, item_idx: np.ndarray, k: int):
         self._check_fitted("similarity_")

@@ -19,6 +19,8 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -30,12 +32,14 @@ from pydantic import BaseModel, Field, model_validator
 from recsys.errors import RecsysError
 from recsys.logging import get_logger
 from recsys.serving.loader import LoadedModel, ModelLoader, ServeConfig, ServingState, public_error
+from recsys.serving.predictor import coerce_ids
 
 _log = get_logger(__name__)
 
 ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"
 USER_PREFIX, USER_SUFFIX = "/users/", "/recommendations"
 MAX_ID_LEN = 256
+MAX_HISTORY = 1000
 
 
 class ModelRef(BaseModel):
@@ -63,6 +67,19 @@ class Recommendations(ItemList):
 
 class SimilarItems(ItemList):
     item_id: str
+
+
+class HistoryRequest(BaseModel):
+    items: list[int | str] = Field(default_factory=list, max_length=MAX_HISTORY,
+                                   description="the user's item ids, e.g. this session's (unknown ids are ignored)")
+    k: int | None = Field(None, ge=1, description="list length; default the model's k")
+    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LEN,
+                                description="optional: a known user's training history is added to `items`")
+
+
+class FoldedIn(ItemList):
+    user_id: str | None
+    unknown_items: list[str] = Field(description="given item ids the model does not know (ignored)")
 
 
 class PredictorAnswer(BaseModel):
@@ -233,11 +250,23 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         index = state.recommend
         return _json(index.recommendations(user_id, k or index.default_k))
 
+    @api.post("/recommendations", response_model=FoldedIn, responses=errors, tags=["recommend"],
+              summary="top-k items for a user given by their history (fold-in; users the model never saw)")
+    def recommendations_from_history(body: HistoryRequest) -> Response:
+        if body.k is not None and body.k > cfg.max_k:
+            raise HTTPException(422, f"k must be <= max_k={cfg.max_k}, but got k={body.k}")
+        state = holder.state
+        _require(state, "recommend", cfg.alias, cfg.models)
+        index = state.recommend
+        return _json(index.fold_in(body.user_id, body.items, body.k or index.default_k))
+
     @api.get("/items/{item_id}/similar", response_model=SimilarItems, responses=errors, tags=["recommend"],
-             summary="the k items most like an item (from the recommend champion)")
+             summary="the k items most like an item (the `similar` champion if one is served, else the recommend one)")
     async def similar(item_id: str = Path(min_length=1, max_length=MAX_ID_LEN),
                 k: int | None = Query(None, ge=1, le=cfg.max_k)) -> Response:
         state = holder.state
+        if "similar" in state.by_task:
+            return _similar_from(state.by_task["similar"], item_id, k)
         model = _require(state, "recommend", cfg.alias, cfg.models)
         index = state.recommend
         if index.sim_items is None:
@@ -311,6 +340,19 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         return JSONResponse(out)
 
     return api
+
+
+def _similar_from(model: LoadedModel, item_id: str, k: int | None) -> Response:
+    """`/items/{id}/similar` answered by the champion of the `similar` task (its predictor, per request)."""
+    k = k or int(getattr(model.predictor, "default_k", 10))
+    rows = _predict(model, pd.DataFrame({"item_id": [item_id]}), {"k": k})
+    known = getattr(getattr(model.predictor, "model", None), "items_", None)
+    if not rows and (known is None or known.index(coerce_ids(np.asarray([item_id]), known))[0] < 0):
+        raise HTTPException(404, f"item {item_id!r} is unknown to {model.name} v{model.version}; "
+                                 f"similar items need an item from its catalogue")
+    items = [{"item_id": r["similar_item_id"], "score": r["score"]} for r in rows]
+    return _json(orjson.dumps({"item_id": item_id, "k": k, "reason": "neighbours", "fallback": False,
+                               "model": model.info, "items": items}))
 
 
 def _predict(model: LoadedModel, frame: pd.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:

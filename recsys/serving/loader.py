@@ -155,6 +155,22 @@ class RecommendIndex:
             return messages[1]["body"]
         return self.render_user(user_id, self.user_pos.get(user_id, -1), min(k, self.k_max))
 
+    def fold_in(self, user_id: str | None, items: list, k: int) -> bytes:
+        """JSON for a user given by the items they had (fold-in, reason `folded_in`); a known `user_id`'s
+        training history is added. No usable history: the user's own list, or the popular items."""
+        k = min(k, self.k_max)
+        pred = self.entry.predictor
+        ranked, scores, reason, unknown = pred.answer([user_id if user_id is not None else ""], [items], k)
+        if reason[0] != "folded_in":
+            pos = self.user_pos.get(user_id, -1) if user_id is not None else -1
+            body = orjson.loads(self.render_user(user_id or "", pos, k))
+            body["user_id"] = user_id
+        else:
+            body = {"user_id": user_id, "k": k, "reason": "folded_in", "fallback": False, "model": self.entry.info,
+                    "items": self.items_json(ranked[0], scores[0], k)}
+        body["unknown_items"] = [str(i) for i in unknown[0]]
+        return orjson.dumps(body)
+
     def similar(self, item_id: str, k: int) -> bytes | None:
         """JSON of the k nearest items, or None when `item_id` is unknown."""
         pos = self.item_pos.get(item_id)

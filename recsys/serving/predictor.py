@@ -70,29 +70,29 @@ class ModelPredictor(Predictor):
 
 @predictor("recommend")
 class RecommendPredictor(ModelPredictor):
-    """user_id column -> top-k items per user (user_id, item_id, rank, score, reason)."""
+    """user_id column -> top-k items per user (user_id, item_id, rank, score, reason).
+
+    With an `items` column (a list of item ids per row; `user_id` then optional) each row is answered from that
+    history (fold-in, reason `folded_in`): items the model does not know are ignored; a known user's training
+    items are added to the given ones. Rows with no usable history get the model's list for a known user
+    (`model`) or the most popular items (`cold_start`). Rows without a user_id are named by their position.
+    """
 
     task = "recommend"
     column = "user_id"
+    column_note = " (or an `items` column of item-id lists for users given by their history)"
 
     def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "items" in frame.columns:  # rows without a user id are named by their position
+            given = frame["user_id"] if "user_id" in frame.columns else pd.Series([None] * len(frame), frame.index)
+            frame = frame.assign(user_id=[str(r) if pd.isna(u) else u for r, u in enumerate(given)])
         k = self.checked_k(frame, params)
         user_ids = frame["user_id"].to_numpy()
-        idx = self.model.users_.index(coerce_ids(user_ids, self.model.users_))
-        n = len(idx)
-        items = np.full((n, k), -1, np.int64)
-        scores = np.full((n, k), -np.inf)
-        known = np.flatnonzero(idx >= 0)
-        if len(known):
-            i, s = self.model.recommend(idx[known], k)
-            items[known, : i.shape[1]], scores[known, : i.shape[1]] = i, s
-        cold = np.flatnonzero(idx < 0)
-        if len(cold):
-            i, s = self.model.fallback(len(cold), k)
-            items[cold, : i.shape[1]], scores[cold, : i.shape[1]] = i, s
+        histories = frame["items"].tolist() if "items" in frame.columns else None
+        items, scores, reason, _ = self.answer(user_ids, histories, k)
+        n = len(user_ids)
         valid = items >= 0
         rows = np.repeat(np.arange(n), k).reshape(n, k)[valid]
-        reason = np.where(idx >= 0, "model", "cold_start")
         return pd.DataFrame({
             "user_id": user_ids[rows].astype(str),
             "item_id": self.model.items_.id(items[valid]).astype(str),
@@ -100,6 +100,69 @@ class RecommendPredictor(ModelPredictor):
             "score": scores[valid].astype(np.float64),
             "reason": reason[rows],
         })
+
+    def answer(self, user_ids: Any, histories: list | None, k: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list]]:
+        """(items (n, k) indices, -1 padded; scores; reason per row; unknown item ids per row) for users and
+        optional histories (one list of item ids per user, None/empty for none)."""
+        model = self.model
+        user_ids = np.asarray(user_ids, dtype=object)
+        idx = model.users_.index(coerce_ids(user_ids, model.users_)) if len(user_ids) else np.empty(0, np.int64)
+        n = len(idx)
+        items = np.full((n, k), -1, np.int64)
+        scores = np.full((n, k), -np.inf)
+        reason = np.where(idx >= 0, "model", "cold_start").astype(object)
+        unknown: list[list] = [[] for _ in range(n)]
+        history = None
+        if histories is not None:
+            history, unknown = self.history_matrix(histories, idx)
+            given = np.diff(history.indptr) > np.diff(model.seen_[np.maximum(idx, 0)].indptr) * (idx >= 0)
+            fold = np.flatnonzero(given & (np.diff(history.indptr) > 0))
+            if len(fold):
+                try:
+                    i, s = model.recommend_history(history[fold], k)
+                    items[fold, : i.shape[1]], scores[fold, : i.shape[1]] = i, s
+                    reason[fold] = "folded_in"
+                except NotImplementedError:
+                    pass
+        known = np.flatnonzero((idx >= 0) & (reason == "model"))
+        if len(known):
+            i, s = model.recommend(idx[known], k)
+            items[known, : i.shape[1]], scores[known, : i.shape[1]] = i, s
+        cold = np.flatnonzero(reason == "cold_start")
+        if len(cold):
+            i, s = model.fallback(len(cold), k)
+            items[cold, : i.shape[1]], scores[cold, : i.shape[1]] = i, s
+        return items, scores, reason.astype(str), unknown
+
+    def history_matrix(self, histories: list, user_idx: np.ndarray) -> tuple[Any, list[list]]:
+        """CSR (n, n_items): 1.0 per given known item, plus the training row of each known user; and the
+        given ids the model does not know, per row."""
+        import scipy.sparse as sp
+
+        model = self.model
+        rows, cols, unknown = [], [], []
+        for r, hist in enumerate(histories):
+            ids = _as_list(hist)
+            idx = model.items_.index(coerce_ids(np.asarray(ids, dtype=object), model.items_)) if ids else []
+            unknown.append([i for i, j in zip(ids, idx) if j < 0])
+            keep = sorted({int(j) for j in idx if j >= 0})
+            rows += [r] * len(keep)
+            cols += keep
+        n, m = len(histories), model.seen_.shape[1]
+        given = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, m))
+        train = model.seen_[np.maximum(user_idx, 0)].multiply((user_idx >= 0)[:, None]).tocsr()
+        merged = train.maximum(given) if train.nnz else given  # a training item keeps its training weight
+        return sp.csr_matrix(merged, dtype=np.float32), unknown
+
+
+def _as_list(value: Any) -> list:
+    """A request's history cell as a list (None, NaN and empty arrays are no history)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
 
 
 def load_predictor(model_dir: str | Path) -> Predictor:

@@ -142,6 +142,8 @@ class RecommendTask(Task):
             known = target.user_ids[:3]
             result.input_example = pd.DataFrame({"user_id": known})
             result.pyfunc_params = {"k": int(max(cfg.metrics.k))}
+            if self.name == "recommend":
+                result.extra["history_input"] = True  # the predictor also takes an `items` column (fold-in)
         return result
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:

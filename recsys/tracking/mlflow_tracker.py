@@ -200,6 +200,8 @@ class MlflowTracker:
         if example is not None:
             output = load_predictor(result.model_dir).predict(example, params)
             signature = infer_signature(example, output, params=params)
+            if result.extra.get("history_input"):
+                signature = _with_history_input(signature)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
@@ -280,6 +282,17 @@ def parent_run_name(name: str) -> str:
     import datetime as dt
 
     return f"{name} {dt.datetime.now():%Y-%m-%d %H:%M}"
+
+
+def _with_history_input(signature):
+    """The signature with every input column optional plus an optional `items` column (a list of item-id
+    strings): recommend pyfuncs answer users given by their history (fold-in) as well as known user ids."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    cols = [ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs if c.name != "items"]
+    inputs = Schema([*cols, ColSpec(Array("string"), "items", required=False)])
+    return ModelSignature(inputs=inputs, outputs=signature.outputs, params=signature.params)
 
 
 def _param_value(v: Any) -> str:
