@@ -158,7 +158,7 @@ class Recommender(Model):
         return topk(scores, k)
 
     # fold-in: users the model never saw, described by the items they had ----------------------------------
-    def item_item_weights(self) -> sp.spmatrix | np.ndarray | None:
+    def item_weights(self) -> sp.spmatrix | np.ndarray | None:
         """(n_items, n_items) W with scores = history @ W, for models of that form (item-KNN, RP3beta, EASE).
 
         A subclass that returns its W gets fold-in (`score_history`, `recommend_history`) for free; models of
@@ -170,10 +170,10 @@ class Recommender(Model):
         """Dense scores (n, n_items) for users given only by their histories (fold-in).
 
         history: (n, n_items) CSR of interaction weights over this model's item indices (1.0 per item when the
-        caller has no weights). Default: history @ item_item_weights(); NotImplementedError when the model has
+        caller has no weights). Default: history @ item_weights(); NotImplementedError when the model has
         no way to fold a history in (the caller then falls back to popular items).
         """
-        weights = self.item_item_weights()
+        weights = self.item_weights()
         if weights is None:
             raise NotImplementedError(f"model {self.name!r} cannot fold in a history (no item-item weights)")
         out = history.astype(np.float64) @ weights

@@ -44,7 +44,7 @@ class ItemKNN(ImplicitRecommender):
         self.similarity_ = est.similarity.tocsr().astype(np.float64)
         self.estimator_ = None
 
-    def item_item_weights(self) -> sp.csr_matrix:
+    def item_weights(self) -> sp.csr_matrix:
         self._check_fitted("similarity_")
         return self.similarity_
 

@@ -82,14 +82,18 @@ def test_item_knn_fold_in_is_the_weighted_sum_of_neighbour_similarities(data) ->
     assert np.count_nonzero(got) > 0
 
 
-def test_folding_in_a_known_users_history_gives_their_list(data) -> None:
-    """Item-item models score a history, not a user: a known user's own row folds in to their own list."""
-    model = ItemKNN(k_neighbors=20, num_threads=1).fit(data)
+@pytest.mark.parametrize("name", ["item_knn", "rp3beta", "ease"])
+def test_folding_in_a_known_users_history_gives_their_list(data, name) -> None:
+    """Item-item models score a history, not a user: a known user's own row folds in to their own list.
+    (EASE and RP3beta get fold-in from their `item_weights` alone.)"""
+    from recsys.models.catalog import create
+
+    model = create(name, {"k_neighbors": 20} if name != "ease" else {}, task="recommend").fit(data)
     users = np.arange(0, data.n_users, 37)
     lists, scores = model.recommend(users, 10)
     folded, folded_scores = model.recommend_history(data.matrix[users], 10)
     np.testing.assert_array_equal(folded, lists)
-    np.testing.assert_allclose(folded_scores, scores)
+    np.testing.assert_allclose(folded_scores, scores, rtol=1e-5, atol=1e-6)
 
 
 def test_models_without_a_fold_in_say_so(data) -> None:
