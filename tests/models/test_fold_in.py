@@ -106,3 +106,22 @@ def test_models_without_a_fold_in_say_so(data) -> None:
     assert items[0].tolist() == ranking[1:6]  # the popular list without the item the user had
     with pytest.raises(ValueError, match="one column per item"):
         pop.recommend_history(sp.csr_matrix((1, data.n_items + 1)), 5)
+
+
+def test_content_fold_in_searches_the_profile_of_the_given_items(data) -> None:
+    """A new user's profile is the weighted mean of the given items' embeddings; the exact index returns the
+    items nearest to it (brute force by hand), the given items left out."""
+    from recsys.models.content import ContentModel
+
+    model = ContentModel(index="flat", num_threads=1).fit(data)
+    items = _five_items(data)
+    weights = np.array([1.0, 2.0, 0.5, 3.0, 1.0])
+    ids, scores = model.recommend_history(_history(data, items, weights.tolist()), 10)
+    vectors = model.item_vectors_.astype(np.float64)
+    profile = (weights[:, None] * vectors[items]).sum(axis=0)
+    profile /= np.linalg.norm(profile)
+    exact = vectors @ profile
+    exact[items] = -np.inf
+    order = np.lexsort((np.arange(len(exact)), -exact))[:10]
+    np.testing.assert_allclose(scores[0], exact[order], rtol=1e-4, atol=1e-5)
+    assert set(ids[0]) == set(order) or np.allclose(np.sort(exact[ids[0]]), np.sort(exact[order]), atol=1e-5)
