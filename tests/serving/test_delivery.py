@@ -103,11 +103,9 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 def test_score_all_users_equals_pyfunc_predict(deployed: Deployed, tmp_path) -> None:
     from mlflow.tracking import MlflowClient
 
-    import time
-
-    started = int(time.time() * 1000) - 1000  # other tests of this module log batch runs too
     out = tmp_path / "recs.parquet"
-    assert deployed.score("--users", "all", "--k", "50", "--output", str(out), "--batch-size", "700") == 0
+    exp_name = ["--experiment", "batch-equality"]  # other tests of this module log batch runs too
+    assert deployed.score("--users", "all", "--k", "50", "--output", str(out), "--batch-size", "700", *exp_name) == 0
     recs = pd.read_parquet(out)
     pyfunc = deployed.pyfunc()
     model_users = pyfunc.unwrap_python_model().predictor.model.users_.ids.astype(str)
@@ -120,13 +118,13 @@ def test_score_all_users_equals_pyfunc_predict(deployed: Deployed, tmp_path) -> 
 
     # the same into a database table; a second job over a file of users (two unknown) replaces it whole
     db = f"sqlite:///{tmp_path / 'shop.db'}"
-    assert deployed.score("--output", db, "--table", "recs", "--k", "50") == 0
+    assert deployed.score("--output", db, "--table", "recs", "--k", "50", *exp_name) == 0
     with sqlite3.connect(tmp_path / "shop.db") as conn:
         table = pd.read_sql("SELECT * FROM recs", conn)
     pd.testing.assert_frame_equal(_sorted(table), _sorted(recs), check_dtype=False)
     users = tmp_path / "users.csv"
     pd.DataFrame({"user_id": [*sample[:5], "never-seen-1", "never-seen-2"]}).to_csv(users, index=False)
-    assert deployed.score("--users", str(users), "--output", db, "--table", "recs", "--k", "10") == 0
+    assert deployed.score("--users", str(users), "--output", db, "--table", "recs", "--k", "10", *exp_name) == 0
     with sqlite3.connect(tmp_path / "shop.db") as conn:
         table = pd.read_sql("SELECT * FROM recs", conn)
         leftovers = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '%recsys_tmp%'").fetchall()
@@ -137,9 +135,8 @@ def test_score_all_users_equals_pyfunc_predict(deployed: Deployed, tmp_path) -> 
                                   check_dtype=False)
 
     client = MlflowClient(deployed.uri)
-    exp = client.get_experiment_by_name("batch-scoring")
-    runs = [r for r in client.search_runs([exp.experiment_id], "tags.role = 'batch'")
-            if r.info.start_time >= started]
+    exp = client.get_experiment_by_name("batch-equality")
+    runs = client.search_runs([exp.experiment_id], "tags.role = 'batch'")
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["model_version"] for r in runs} == {deployed.versions[RECOMMEND]}
     last = max(runs, key=lambda r: r.info.start_time)
