@@ -27,6 +27,19 @@ CHAMPION = f"models:/{RECOMMEND}@champion"
 ALS = {"name": "als", "params": {"factors": 16, "iterations": 6, "num_threads": 1, "random_state": 3}}
 
 
+@pytest.fixture(autouse=True)
+def _restore_recsys_logging():
+    """`main` configures a stderr handler bound to this test's captured stream: leave the logger as found."""
+    import logging as _logging
+
+    log = _logging.getLogger("recsys")
+    handlers, level, propagate = list(log.handlers), log.level, log.propagate
+    yield
+    log.handlers[:] = handlers
+    log.setLevel(level)
+    log.propagate = propagate
+
+
 @dataclass
 class Deployed:
     root: Path
