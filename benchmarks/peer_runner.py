@@ -94,7 +94,7 @@ def run_lenskit(job: dict, train: pd.DataFrame, users: np.ndarray) -> tuple[pd.D
         scorer = PopScorer()
     else:
         raise SystemExit(f"lenskit: unknown algorithm {algo!r}")
-    df = train[["user_id", "item_id"]].copy()
+    df = train[["user_id", "item_id"]].drop_duplicates().copy()  # implicit feedback: one row per pair
     t0 = time.perf_counter()
     ds = from_interactions_df(df, user_col="user_id", item_col="item_id")
     pipe = topn_pipeline(scorer)

@@ -39,9 +39,9 @@ K = 10
 PEERS = {"rectools": os.environ.get("RECSYS_PEER_RECTOOLS", "/work/peervenv-rectools/bin/python"),
          "lenskit": os.environ.get("RECSYS_PEER_LENSKIT", "/work/peervenv-lenskit/bin/python")}
 DATASETS = {  # name -> (config, overrides)
-    "synthetic": ("configs/quickstart.yaml", []),
     "ml-100k": ("configs/movielens.yaml", ["data.movielens.name=ml-100k"]),
     "ml-latest-small": ("configs/movielens.yaml", []),
+    "synthetic": ("configs/quickstart.yaml", []),
 }
 SASREC = {"factors": 64, "n_blocks": 2, "n_heads": 1, "max_len": 50, "dropout": 0.2, "learning_rate": 0.001,
           "batch_size": 128, "epochs": 20, "loss": "softmax", "random_state": 42}
@@ -190,16 +190,22 @@ def main() -> None:
                            "fit_time_ratio": ours["fit_seconds"] / max(peer["fit_seconds"], 1e-9),
                            "ndcg_verdict": verdict}
                     results.append(row)
+                    save(args.out, results)
                     print(f"   {pair:10s} {lib:9s} ndcg@10 ours {o['mean']:.4f} [{o['ci95'][0]:.4f},{o['ci95'][1]:.4f}]"
                           f" peer {p['mean']:.4f} [{p['ci95'][0]:.4f},{p['ci95'][1]:.4f}] ratio {row['ndcg_ratio']:.3f}"
                           f"  recall ours {ours_scores['recall_at_10']['mean']:.4f} peer "
                           f"{peer_scores['recall_at_10']['mean']:.4f}  fit s ours {ours['fit_seconds']:.1f} peer "
                           f"{peer['fit_seconds']:.1f}  {verdict}", flush=True)
+    save(args.out, results)
+    print(f"saved {args.out}")
+
+
+def save(out: str, results: list[dict]) -> None:
+    """Written after every pair, so a long run that is stopped keeps what it measured."""
     meta = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "k": K,
             "note": "shared 2-core machine: timings are pessimistic; metrics are over known test users (both sides)"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"saved {args.out}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
 
 
 if __name__ == "__main__":
