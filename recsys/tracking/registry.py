@@ -4,14 +4,15 @@ Aliases, never stages. `promote` compares the challenger with `@champion` on the
 the champion when it was scored on another split), loads the candidate through `models:/<name>/<version>` before
 the alias moves, and records the decision on the version (tags, description) and as a JSON artifact on its run.
 The `champion_history` tag on the registered model makes `rollback` possible.
+
+This module is the MLflow I/O around the decision: it gathers evidence from the store, asks
+`recsys.evaluation.promotion` (pure: evidence in, checks out) for the verdict, and records it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,20 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from recsys.config.loader import config_hash
-from recsys.config.policy import Guardrail, PolicyConfig, UpliftRule, load_policy
+from recsys.config.policy import PolicyConfig, load_policy
 from recsys.config.schema import ExperimentConfig
 from recsys.errors import PromotionError
-from recsys.evaluation.significance import paired_frame_test
+from recsys.evaluation.promotion import (
+    PER_USER,
+    Check,
+    Evidence,
+    compare,
+    cutoffs_needed,
+    first_champion_checks,
+    json_number,
+    same_evaluation_data,
+    summarize,
+)
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 
@@ -67,35 +78,7 @@ def register_challenger(client: MlflowClient, cfg: ExperimentConfig, best: Model
 # promotion ------------------------------------------------------------------------------------------------
 HISTORY_TAG = "champion_history"
 PARENT_TAG = "mlflow.parentRunId"
-PER_USER = "per_user_metrics.parquet"
 TEST_ROWS = "data/test_interactions.parquet"
-
-
-@dataclass
-class Evidence:
-    """What one side of a comparison brings: aggregate metrics and (optionally) per-user metric vectors."""
-
-    label: str
-    run_id: str
-    metrics: dict[str, float]
-    per_user: pd.DataFrame | None = None
-    version: str | None = None
-    reevaluated: bool = False
-    logged_value: float | None = None  # re-evaluated champion: the primary value its own run logged
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    metric: str | None = None
-    challenger: float | None = None
-    reference: float | None = None
-    threshold: float | None = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _json_number(v) for k, v in asdict(self).items()}
 
 
 def promote(client: MlflowClient, model_name: str, policy_path: str | Path | None = None, *,
@@ -136,20 +119,15 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
         reference = _champion_evidence(client, model_name, champion, mv, run, primary, policy)
         decision["champion_reevaluated"] = reference.reevaluated
         if reference.reevaluated:
-            decision["champion_logged_value"] = _json_number(reference.logged_value)
+            decision["champion_logged_value"] = json_number(reference.logged_value)
             # like for like: score the challenger with the same procedure on the same rows
             logged = challenger.metrics.get(primary)
             challenger = _reevaluate(client, model_name, str(mv.version), run, primary, policy)
             challenger.logged_value = logged
-            decision["challenger_logged_value"] = _json_number(logged)
-        checks, significance = _compare(challenger, reference, primary, policy.direction, policy.min_uplift,
+            decision["challenger_logged_value"] = json_number(logged)
+        checks, significance = compare(challenger, reference, primary, policy.direction, policy.min_uplift,
                                         policy.guardrails, policy)
-    decision["checks"] = [c.to_dict() for c in checks]
-    decision["significance"] = significance
-    decision["challenger_value"] = _json_number(challenger.metrics.get(primary))
-    first = next((c for c in checks if c.metric == primary and c.name in ("uplift", "beats_baseline")), None)
-    decision["reference_value"] = _json_number(first.reference) if first else None
-    failed = [c for c in checks if not c.passed]
+    failed = summarize(decision, checks, significance, challenger, primary)
     if failed:
         decision.update(decision="kept", reasons=[f"{c.name}: {c.detail}" for c in failed])
         _record(client, model_name, mv, decision)
@@ -260,11 +238,7 @@ def _champion_evidence(client: MlflowClient, model_name: str, champion, mv, run,
     champ_run = client.get_run(champion.run_id)
     evidence = _run_evidence(client, champ_run, label=f"v{champion.version}", version=str(champion.version))
     ct, ht = champion.tags or {}, mv.tags or {}
-    if ct.get("task", ht.get("task")) != ht.get("task", ct.get("task")):
-        raise PromotionError(f"champion v{champion.version} is a {ct.get('task')!r} model but v{mv.version} is "
-                             f"{ht.get('task')!r}; register different tasks under different model names")
-    same = all(ct.get(k) == ht.get(k) for k in ("dataset_fingerprint", "split_fingerprint"))
-    if same:
+    if same_evaluation_data(ct, ht, champion_version=str(champion.version), challenger_version=str(mv.version)):
         return evidence
     if not policy.reevaluate:
         raise PromotionError(f"champion v{champion.version} was evaluated on other data (split "
@@ -281,7 +255,7 @@ def _reevaluate(client: MlflowClient, model_name: str, version: str, challenger_
     if not parent:
         raise PromotionError(f"cannot re-evaluate the champion: run {challenger_run.info.run_id} has no parent "
                              f"experiment run holding {TEST_ROWS}; re-run the challenger's experiment")
-    ks = sorted({int(m.rsplit("_at_", 1)[1]) for m in _metrics_needed(primary, policy) if "_at_" in m} or {10})
+    ks = cutoffs_needed(primary, policy)
     evidence = reevaluate_version(client, model_name, version, parent, ks)
     _log.info("re-evaluated v%s on %d test users of the challenger's split: %s=%.4f", version,
               len(evidence.per_user), primary, evidence.metrics.get(primary, float("nan")))
@@ -330,36 +304,19 @@ def reevaluate_version(client: MlflowClient, model_name: str, version: str, expe
 
 def _first_champion_checks(client: MlflowClient, run, challenger: Evidence, primary: str,
                            policy: PolicyConfig) -> tuple[list[Check], dict | None]:
-    fc = policy.first_champion
-    checks: list[Check] = []
-    significance = None
-    if fc.baseline_model:
-        baseline = _find_baseline(client, run, fc.baseline_model)
-        if baseline is None:
-            checks.append(Check("beats_baseline", False, primary, challenger.metrics.get(primary), None, None,
-                                f"no sibling run with model={fc.baseline_model!r} under parent run "
-                                f"{run.data.tags.get(PARENT_TAG)}; add it to the experiment's models or set "
-                                "first_champion.baseline_model: null"))
-        elif baseline.info.run_id == run.info.run_id:
-            checks.append(Check("beats_baseline", False, primary, challenger.metrics.get(primary),
-                                challenger.metrics.get(primary), None,
-                                f"the candidate is the {fc.baseline_model!r} baseline itself"))
+    model = policy.first_champion.baseline_model
+    baseline, missing, itself = None, "", False
+    if model:
+        found = _find_baseline(client, run, model)
+        if found is None:
+            missing = (f"no sibling run with model={model!r} under parent run {run.data.tags.get(PARENT_TAG)}; "
+                       "add it to the experiment's models or set first_champion.baseline_model: null")
+        elif found.info.run_id == run.info.run_id:
+            itself = True
         else:
-            ref = _run_evidence(client, baseline, label=fc.baseline_model)
-            base_checks, significance = _compare(challenger, ref, primary, policy.direction, fc.min_uplift, [],
-                                                 policy)
-            for c in base_checks:
-                if c.name == "uplift":
-                    c.name = "beats_baseline"
-            checks.extend(base_checks)
-    for metric, floor in fc.min_metrics.items():
-        value = challenger.metrics.get(metric)
-        ok = value is not None and value >= floor
-        checks.append(Check("min_metric", ok, metric, value, None, floor,
-                            f"{metric}={_fmt(value)} {'>=' if ok else '<'} floor {floor}"))
-    if not checks:
-        checks.append(Check("first_champion", True, detail="no first-champion criteria in the policy"))
-    return checks, significance
+            baseline = _run_evidence(client, found, label=model)
+    return first_champion_checks(challenger, baseline, primary, policy, missing_baseline=missing,
+                                 baseline_is_candidate=itself)
 
 
 def _find_baseline(client: MlflowClient, run, model: str):
@@ -370,68 +327,6 @@ def _find_baseline(client: MlflowClient, run, model: str):
                                filter_string=f"tags.`{PARENT_TAG}` = '{parent}' and tags.model = '{model}'",
                                max_results=1)
     return found[0] if found else None
-
-
-def _compare(challenger: Evidence, reference: Evidence, primary: str, direction: str, uplift: UpliftRule,
-             guardrails: list[Guardrail], policy: PolicyConfig) -> tuple[list[Check], dict | None]:
-    """Uplift on the primary metric, guardrails, and the optional paired test."""
-    checks: list[Check] = []
-    sign = 1.0 if direction == "maximize" else -1.0
-    a, b = challenger.metrics.get(primary), reference.metrics.get(primary)
-    if a is None or b is None or math.isnan(a) or math.isnan(b):
-        checks.append(Check("uplift", False, primary, a, b, None,
-                            f"{primary} missing on {'challenger' if a is None or math.isnan(a) else reference.label}"))
-    else:
-        gain = sign * (a - b)
-        need = max(uplift.absolute, uplift.relative * abs(b))
-        ok = gain > 0 and gain >= need
-        rel = gain / abs(b) if b else math.inf
-        checks.append(Check("uplift", ok, primary, a, b, need,
-                            f"{primary} {_fmt(a)} vs {reference.label} {_fmt(b)}: uplift {gain:+.4g} "
-                            f"({rel:+.2%}) {'meets' if ok else 'is below'} the required "
-                            f"{'> 0' if need == 0 else f'>= {need:.4g}'}"))
-    for g in guardrails:
-        ga, gb = challenger.metrics.get(g.metric), reference.metrics.get(g.metric)
-        if ga is None or gb is None:
-            checks.append(Check("guardrail", False, g.metric, ga, gb, None,
-                                f"{g.metric} missing on {'challenger' if ga is None else reference.label}; "
-                                "cannot check the guardrail"))
-            continue
-        drop = (gb - ga) if g.direction == "maximize" else (ga - gb)
-        limits = []
-        if g.max_drop_absolute is not None:
-            limits.append(g.max_drop_absolute)
-        if g.max_drop_relative is not None:
-            limits.append(g.max_drop_relative * abs(gb))
-        allowed = min(limits)
-        ok = drop <= allowed + 1e-12
-        checks.append(Check("guardrail", ok, g.metric, ga, gb, allowed,
-                            f"{g.metric} {_fmt(ga)} vs {_fmt(gb)}: drop {drop:+.4g} "
-                            f"{'within' if ok else 'exceeds'} the allowed {allowed:.4g}"))
-    significance = None
-    if policy.significance is not None:
-        s = policy.significance
-        metric = s.metric or primary
-        if challenger.per_user is None or reference.per_user is None:
-            checks.append(Check("significance", False, metric, detail=f"no {PER_USER} for "
-                                f"{'challenger' if challenger.per_user is None else reference.label}"))
-        else:
-            try:
-                # per-user tables are keyed by user_id (recommend), item_id (audience) or query (search)
-                key = next((k for k in ("user_id", "item_id", "query")
-                            if k in challenger.per_user.columns and k in reference.per_user.columns), "user_id")
-                res = paired_frame_test(challenger.per_user, reference.per_user, metric, s.test,
-                                        "greater" if direction == "maximize" else "less", key=key)
-            except KeyError as exc:
-                checks.append(Check("significance", False, metric, detail=str(exc)))
-            else:
-                significance = {**res.to_dict(), "alpha": s.alpha, "metric": metric}
-                ok = res.n >= s.min_users and res.p_value < s.alpha
-                why = (f"only {res.n} paired users (< min_users {s.min_users})" if res.n < s.min_users else
-                       f"{s.test} p={res.p_value:.3g} {'<' if res.p_value < s.alpha else '>='} alpha {s.alpha} "
-                       f"on {res.n} paired users")
-                checks.append(Check("significance", ok, metric, res.mean_a, res.mean_b, s.alpha, why))
-    return checks, significance
 
 
 # recording --------------------------------------------------------------------------------------------------
@@ -509,13 +404,6 @@ def _load_table(client: MlflowClient, run_id: str, path: str) -> pd.DataFrame | 
         return pd.read_parquet(local)
 
 
-def _metrics_needed(primary: str, policy: PolicyConfig) -> set[str]:
-    out = {primary, *(g.metric for g in policy.guardrails)}
-    if policy.significance and policy.significance.metric:
-        out.add(policy.significance.metric)
-    return out
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -525,13 +413,3 @@ def _float(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4g}"
-
-
-def _json_number(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v

@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 from recsys.config.policy import Guardrail, PolicyConfig, SignificanceConfig, UpliftRule
-from recsys.tracking.registry import Evidence, _compare
+from recsys.evaluation.promotion import Evidence
+from recsys.evaluation.promotion import compare as _compare
 
 P = "ndcg_at_10"
 
