@@ -1,7 +1,8 @@
 """Predictors: load a saved model folder (plain files) and answer DataFrame queries.
 
 Used by the MLflow pyfunc (model-from-code) and by the HTTP service; no mlflow import here.
-Each task registers a predictor class in `PREDICTORS` keyed by the `task` in the folder's pyfunc.json.
+Each task registers a predictor class in `PREDICTORS` keyed by the `task` in the folder's pyfunc.json; the
+recommend predictor lives here, the others in `recsys.serving.predictors.<task>`.
 """
 
 from __future__ import annotations
@@ -175,10 +176,12 @@ def load_predictor(model_dir: str | Path) -> Predictor:
     if task not in PREDICTORS:
         import importlib
 
+        module = f"recsys.serving.predictors.{task}"
         try:
-            importlib.import_module(f"recsys.tasks.{task}")
-        except ModuleNotFoundError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a broken import inside the predictor module surfaces as itself
+                raise
     if task not in PREDICTORS:
         raise RecsysError(f"no predictor for task {task!r} (known: {sorted(PREDICTORS)})")
     return PREDICTORS[task](model_dir, meta)

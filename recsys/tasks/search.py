@@ -31,12 +31,11 @@ from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Dataset, TrainData, load_dataset
 from recsys.data.tables import frame_fingerprint
-from recsys.errors import ConfigError, DataError, RecsysError
+from recsys.errors import ConfigError, DataError
 from recsys.evaluation import metrics as M
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.random import rng as make_rng
-from recsys.serving.predictor import ModelPredictor, predictor
 from recsys.tasks.base import ModelResult, Task, TaskContext
 from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
 
@@ -352,34 +351,6 @@ def results_frame(queries: QuerySet, ids: np.ndarray, scores: np.ndarray, data: 
         "title": data.item_table["title"].to_numpy()[items], "score": scores[valid].astype(np.float64),
         "relevant": M.hits_matrix(ids, queries.relevant)[valid],
     })
-
-
-@predictor("search")
-class SearchPredictor(ModelPredictor):
-    """`query` column of texts -> top-k items per query (query, rank, item_id, title, score)."""
-
-    task = "search"
-    column = "query"
-    column_note = " of texts"
-
-    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        k = self.checked_k(frame, params)
-        texts = frame["query"]
-        if texts.isna().any():
-            raise RecsysError(f"`query` must hold texts, but {int(texts.isna().sum())} row(s) are missing")
-        texts = texts.astype(str).to_numpy()
-        ids, scores = self.model.search(list(texts), k)
-        n, kk = ids.shape
-        valid = ids >= 0
-        rows = np.repeat(np.arange(n), kk).reshape(n, kk)[valid]
-        items = ids[valid]
-        return pd.DataFrame({
-            "query": texts[rows].astype(str),
-            "rank": np.tile(np.arange(1, kk + 1), (n, 1))[valid].astype(np.int64),
-            "item_id": self.model.items_.id(items).astype(str),
-            "title": self.model.titles_[items].astype(str),
-            "score": scores[valid].astype(np.float64),
-        })
 
 
 TASK = SearchTask()

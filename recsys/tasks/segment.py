@@ -25,12 +25,11 @@ from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
 from recsys.data.sessions import SessionSourceConfig, load_sessions, temporal_split
 from recsys.data.tables import frame_fingerprint
-from recsys.errors import ConfigError, DataError, RecsysError
+from recsys.errors import ConfigError, DataError
 from recsys.evaluation.segment import cluster_mix_drift, cluster_profile, feature_shift, name_clusters
 from recsys.logging import get_logger
-from recsys.models.base import Model, ProgressCallback
+from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
-from recsys.serving.predictor import Predictor, predictor
 from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
 from recsys.tasks.recommend import write_pyfunc_meta
 
@@ -302,30 +301,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
-
-
-@predictor("segment")
-class SegmentPredictor(Predictor):
-    """Session features -> (session_id, cluster, cluster_name, distance); `session_id` is optional."""
-
-    task = "segment"
-
-    def __init__(self, model_dir: Path, meta: dict) -> None:
-        self.model = Model.load(model_dir)
-        self.names = list(meta.get("cluster_names") or [f"cluster {i}" for i in range(int(self.model.k_))])
-
-    def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        features = self.model.features
-        missing = [f for f in features if f not in frame.columns]
-        if missing:
-            raise RecsysError(f"input is missing session feature column(s) {missing}; expected {features}")
-        dist = self.model.distances(frame)
-        cluster = dist.argmin(axis=1).astype(np.int64)
-        out = pd.DataFrame({"cluster": cluster, "cluster_name": np.array(self.names, dtype=object)[cluster],
-                            "distance": dist[np.arange(len(cluster)), cluster].astype(np.float64)})
-        if "session_id" in frame.columns:
-            out.insert(0, "session_id", frame["session_id"].astype(str).to_numpy())
-        return out
 
 
 TASK = SegmentTask()
