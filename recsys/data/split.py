@@ -10,7 +10,7 @@ import pandas as pd
 
 from recsys.config.schema import SplitConfig
 from recsys.data.tables import Dataset, frame_fingerprint
-from recsys.data.timestamps import parse_instant
+from recsys.data.timestamps import iso, parse_instant
 from recsys.errors import DataError
 from recsys.random import RandomState, rng as make_rng
 
@@ -147,6 +147,9 @@ def split_folds(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomState = 
         if cfg.cutoff is not None:
             pos0 = int(np.searchsorted(ts, parse_instant(cfg.cutoff, "split.cutoff"), side="left"))
             width = n - pos0
+            if width == 0:
+                raise DataError(f"split.cutoff={cfg.cutoff!r} is after the last interaction ({iso(int(ts[-1]))}), "
+                                "so fold 0 has no test rows; set an earlier split.cutoff")
         else:
             width = n - int(np.floor(n * (1 - cfg.test_size)))
             pos0 = n - width
