@@ -47,8 +47,26 @@ def test_names_follow_the_profile(frame):
     assert names[1] == "engaged researchers"
     assert names[2] == "high-intent buyers"
     assert names[3] == "cart abandoners"
-    assert names[4] in ("quick browsers", "casual browsers")
+    # cluster 4 by hand: mean z-score of page views and time on site against all sessions, below -0.4
+    assert _engagement_z(df, labels, 4) < -0.4
+    assert names[4] == "quick browsers"
     assert len(set(names)) == 5
+
+
+def _engagement_z(df: pd.DataFrame, labels: np.ndarray, c: int) -> float:
+    part = df[labels == c]
+    return float(np.mean([(part[f].mean() - df[f].mean()) / df[f].std() for f in ("pageviews", "time_on_site")]))
+
+
+def test_average_engagement_is_casual_browsing(frame):
+    df, labels = frame
+    df = df.copy()
+    others = labels != 4
+    for f in ("pageviews", "time_on_site"):  # cluster 4 at the others' mean: the overall mean, so z = 0
+        df.loc[~others, f] = df.loc[others, f].mean()
+    assert abs(_engagement_z(df, labels, 4)) < 1e-9
+    names = name_clusters(cluster_profile(df, labels, FEATURES, 5), df, FEATURES)
+    assert names[4] == "casual browsers"
 
 
 def test_repeated_names_are_made_unique(frame):
