@@ -113,7 +113,8 @@ def _pyproject(target: Target) -> str:
         'source_paths = ["recsys"]',
         f"only_mutate = {arr(target.files)}",
         f"pytest_add_cli_args_test_selection = {arr(target.tests)}",
-        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x"]',
+        # the fast tests only: a slow end-to-end test would run once per mutant of every function it touches
+        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x", "-m", "not slow"]',
         "use_git_change_detection = false",
         "timeout_multiplier = 5.0",
         "",
