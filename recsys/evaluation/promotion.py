@@ -166,11 +166,13 @@ def compare(challenger: Evidence, reference: Evidence, primary: str, direction: 
         else:
             try:
                 # per-user tables are keyed by user_id (recommend), item_id (audience) or query (search)
-                key = next((k for k in ("user_id", "item_id", "query")
-                            if k in challenger.per_user.columns and k in reference.per_user.columns), "user_id")
+                both = set(challenger.per_user.columns) & set(reference.per_user.columns)
+                key = next((k for k in ("user_id", "item_id", "query") if k in both), "user_id")
+                # repeated splits: one user can be evaluated in several folds, so a unit is (fold, user)
+                keys = ["fold", key] if "fold" in both else [key]
                 res = paired_frame_test(challenger.per_user, reference.per_user, metric, s.test,
-                                        "greater" if direction == "maximize" else "less", key=key)
-            except KeyError as exc:
+                                        "greater" if direction == "maximize" else "less", key=keys)
+            except (KeyError, ValueError) as exc:
                 checks.append(Check("significance", False, metric, detail=str(exc)))
             else:
                 significance = {**res.to_dict(), "alpha": s.alpha, "metric": metric}

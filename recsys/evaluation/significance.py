@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -56,13 +57,26 @@ def paired_test(a: np.ndarray, b: np.ndarray, test: Literal["wilcoxon", "ttest"]
 
 def paired_frame_test(challenger: pd.DataFrame, reference: pd.DataFrame, metric: str,
                       test: Literal["wilcoxon", "ttest"] = "wilcoxon", alternative: Alternative = "greater",
-                      key: str = "user_id") -> PairedTestResult:
-    """Join two per-user metric tables on `key` (inner join) and run `paired_test` on column `metric`."""
+                      key: str | Sequence[str] = "user_id") -> PairedTestResult:
+    """Join two per-user metric tables on `key` (inner join) and run `paired_test` on column `metric`.
+
+    `key` is one column or several: under repeated splits a user can be evaluated in more than one fold, so
+    the pairs are (fold, user_id). A key that does not identify one row per side is an error, never a
+    cross product of the duplicates.
+    """
+    keys = [key] if isinstance(key, str) else list(key)
     for name, frame in (("challenger", challenger), ("reference", reference)):
-        missing = [c for c in (key, metric) if c not in frame.columns]
+        missing = [c for c in (*keys, metric) if c not in frame.columns]
         if missing:
             raise KeyError(f"{name} per-user table lacks columns {missing} (has {list(frame.columns)})")
-    left = challenger[[key, metric]].assign(**{key: challenger[key].astype(str)})
-    right = reference[[key, metric]].assign(**{key: reference[key].astype(str)})
-    joined = left.merge(right, on=key, suffixes=("_a", "_b"), how="inner")
+        dup = frame.duplicated(keys)
+        if dup.any():
+            first = frame.loc[dup, keys].iloc[0].tolist()
+            hint = (" (rows from several folds: both tables need the `fold` column)" if "fold" not in keys
+                    and "fold" in frame.columns else "")
+            raise ValueError(f"{name} per-user table has {int(dup.sum())} duplicate row(s) of {keys}, e.g. "
+                             f"{first}: cannot pair units{hint}")
+    left = challenger[[*keys, metric]].astype({k: str for k in keys})
+    right = reference[[*keys, metric]].astype({k: str for k in keys})
+    joined = left.merge(right, on=keys, suffixes=("_a", "_b"), how="inner")
     return paired_test(joined[f"{metric}_a"].to_numpy(), joined[f"{metric}_b"].to_numpy(), test, alternative)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -294,10 +295,22 @@ def reevaluate_version(client: MlflowClient, model_name: str, version: str, expe
                              "implemented for the recommend task only; set reevaluate: false to refuse instead")
     data = TrainData(matrix=model.seen_, users=model.users_, items=model.items_,
                      item_table=align_items(None, model.items_), interactions=pd.DataFrame())
-    target = build_target(data, test_rows, unknown_users="fallback", unknown_items="keep")
-    res = evaluate_recommender(model, data, target, ks, store_lists=False, desc=f"re-evaluate v{version}")
-    metrics = {k: v for k, v in res.metrics.items() if not k.startswith("diversity_at_")}
-    per_user = res.per_user.drop(columns=[c for c in res.per_user.columns if c.startswith("diversity_at_")])
+    # repeated splits log every fold's test rows with a `fold` column: score each fold on its own, keep the
+    # fold on the per-user rows (the paired test keys on (fold, user)) and average the metrics over folds,
+    # as the experiment does for the challenger
+    folds = sorted(test_rows["fold"].unique()) if "fold" in test_rows.columns else [None]
+    fold_metrics, tables = [], []
+    for fold in folds:
+        rows = test_rows if fold is None else test_rows[test_rows["fold"] == fold].drop(columns=["fold"])
+        target = build_target(data, rows, unknown_users="fallback", unknown_items="keep")
+        res = evaluate_recommender(model, data, target, ks, store_lists=False, desc=f"re-evaluate v{version}")
+        fold_metrics.append({k: v for k, v in res.metrics.items() if not k.startswith("diversity_at_")})
+        table = res.per_user.drop(columns=[c for c in res.per_user.columns if c.startswith("diversity_at_")])
+        tables.append(table if fold is None else table.assign(fold=fold))
+    metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in fold_metrics[0]}
+    per_user = pd.concat(tables, ignore_index=True)
+    if folds != [None]:
+        per_user = per_user[["fold", *[c for c in per_user.columns if c != "fold"]]]
     return Evidence(label=f"v{version} (re-evaluated)", run_id=experiment_run_id, metrics=metrics,
                     per_user=per_user, version=version, reevaluated=True)
 

@@ -185,3 +185,37 @@ def test_significance_without_per_user_metrics_fails_and_names_the_side() -> Non
     assert not checks["significance"].passed and "recall_at_10" in checks["significance"].detail
     _, sig = decide({P: 0.3}, {P: 0.2})
     assert sig is None
+
+
+def _two_folds(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """The same 30 users evaluated in two folds; fold 1's values sit far above fold 0's, so pairing a user's
+    fold-0 row with its fold-1 row (a join on user_id alone) gives very different differences."""
+    rng = np.random.default_rng(seed)
+    users = [f"u{i}" for i in range(30)]
+    base = {0: 0.1 + rng.random(30) * 0.05, 1: 0.8 + rng.random(30) * 0.05}
+    gain = {0: 0.01 + rng.normal(0, 0.01, 30), 1: -0.002 + rng.normal(0, 0.01, 30)}
+    a = pd.concat([pd.DataFrame({"fold": f, "user_id": users, P: base[f] + gain[f]}) for f in (0, 1)])
+    b = pd.concat([pd.DataFrame({"fold": f, "user_id": users, P: base[f]}) for f in (0, 1)])
+    # the oracle: differences of the same (fold, user), built before any shuffling
+    return a, b, np.concatenate([base[0] + gain[0], base[1] + gain[1]]), np.concatenate([base[0], base[1]])
+
+
+@pytest.mark.parametrize("test", ["wilcoxon", "ttest"])
+def test_significance_under_repeated_splits_pairs_fold_and_user(test) -> None:
+    a, b, va, vb = _two_folds(seed=11)
+    p = float((stats.wilcoxon(va, vb, alternative="greater") if test == "wilcoxon"
+               else stats.ttest_rel(va, vb, alternative="greater")).pvalue)
+    shuffled = b.sample(frac=1.0, random_state=2)  # row order must not matter
+    _, sig = decide({P: 0.5}, {P: 0.4}, significance=SignificanceConfig(test=test, min_users=20), per_a=a,
+                    per_b=shuffled)
+    assert sig["n"] == 60  # 30 users x 2 folds, not the 120 rows of a user-only cross join
+    assert sig["p_value"] == pytest.approx(p, rel=1e-12)
+    assert sig["mean_a"] == pytest.approx(va.mean()) and sig["mean_b"] == pytest.approx(vb.mean())
+
+
+def test_significance_refuses_rows_of_several_folds_without_the_fold_key() -> None:
+    a, b, _, _ = _two_folds(seed=12)
+    checks, sig = decide({P: 0.5}, {P: 0.4}, significance=SignificanceConfig(min_users=20), per_a=a,
+                         per_b=b.drop(columns=["fold"]))
+    assert sig is None and not checks["significance"].passed
+    assert "duplicate" in checks["significance"].detail and "`fold` column" in checks["significance"].detail

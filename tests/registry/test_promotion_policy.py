@@ -256,6 +256,47 @@ def test_champion_from_another_split_is_reevaluated_on_the_challengers_test_data
     assert alias(client, name, CHAMPION) == v1 and alias(client, name, CHALLENGER) == v2
 
 
+def test_repeated_splits_score_each_fold_and_the_gate_pairs_fold_and_user(client, store, tiny_config):
+    """A 2-fold temporal experiment: the same users appear in both test windows. Re-evaluating a champion from
+    another split (trained on the first 80%, so neither 10% window is inside it) scores each fold on its own,
+    keeps the fold on the per-user rows and averages the fold values; the gate pairs (fold, user) units."""
+    main, name = store["main"], "m-reevaluate-folds"
+    folded = run_experiment(tiny_config(name="tiny-folds", split={"method": "temporal", "test_size": 0.1, "folds": 2},
+                                        models=[{"name": "random"}, {"name": "popularity"}],
+                                        registry={"enabled": False}), tracker=MlflowTracker(store["uri"]))
+    best = main.best.entry.run_name
+    v1 = register(client, main, best, name)
+    promote(client, name, policy=PolicyConfig(guardrails=[]))
+    test_rows = pd.read_parquet(client.download_artifacts(folded.parent_run_id, "data/test_interactions.parquet"))
+    assert sorted(test_rows["fold"].unique()) == [0, 1]
+    twice = set(test_rows.loc[test_rows["fold"] == 0, "user_id"]) & set(test_rows.loc[test_rows["fold"] == 1,
+                                                                                       "user_id"])
+    assert twice  # the case that matters: users evaluated in both folds
+
+    fresh = reevaluate_version(client, name, v1, folded.parent_run_id, [10])
+    assert set(fresh.per_user["fold"]) == {0, 1} and not fresh.per_user.duplicated(["fold", "user_id"]).any()
+    champ = next(r for r in main.results if r.entry.run_name == best).model
+    data = main.context.state["data"]
+    per_fold = [hand_ndcg_at_10(champ, data, test_rows[test_rows["fold"] == f].drop(columns=["fold"]))
+                for f in (0, 1)]
+    assert fresh.metrics["ndcg_at_10"] == pytest.approx(sum(per_fold) / 2, abs=1e-12)
+
+    # champion and challenger from the same 2-fold experiment (no re-evaluation): the per-user tables hold
+    # (fold, user) rows, users of both folds included; the gate pairs exactly those
+    same = "m-folds-same-split"
+    register(client, folded, "random", same)
+    promote(client, same, policy=PolicyConfig(guardrails=[], first_champion=NO_BASELINE))
+    register(client, folded, "popularity", same)
+    rows = {label: pd.read_parquet(client.download_artifacts(folded.run_ids[label], "per_user_metrics.parquet"))
+            for label in ("random", "popularity")}
+    joined = rows["popularity"].merge(rows["random"], on=["fold", "user_id"], suffixes=("_a", "_b"))
+    assert len(joined) > joined["user_id"].nunique()  # some users are paired once per fold
+    d = promote(client, same, policy=PolicyConfig(guardrails=[], significance=SignificanceConfig(min_users=5)))
+    assert d["champion_reevaluated"] is False
+    p = float(stats.wilcoxon(joined["ndcg_at_10_a"], joined["ndcg_at_10_b"], alternative="greater").pvalue)
+    assert d["significance"]["n"] == len(joined) and d["significance"]["p_value"] == pytest.approx(p, rel=1e-12)
+
+
 def test_candidate_that_fails_to_load_is_refused_and_champion_does_not_move(client, store):
     main, name = store["main"], "m-corrupt"
     v1 = register(client, main, "item_knn", name)
