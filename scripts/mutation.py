@@ -46,6 +46,7 @@ class Target:
     files: list[str]
     tests: list[str]
     functions: list[str] = field(default_factory=list)  # mutmut names (module.x_func / module.xǁClassǁmethod)
+    deselect: list[str] = field(default_factory=list)  # slow tests in the selected files (a subprocess, a full run)
 
 
 TARGETS = [
@@ -54,11 +55,13 @@ TARGETS = [
     Target("ranking", "full-ranking evaluation: target building, batches, cold-start fallback, top-K, seen mask",
            ["recsys/evaluation/recommend.py", "recsys/models/base.py", "recsys/models/baselines.py"],
            ["tests/evaluation/test_recommend_evaluator.py", "tests/evaluation/test_ranking_oracles.py",
+            "tests/evaluation/test_ranking_edges.py",
             "tests/evaluation/test_metrics.py::test_topk_breaks_ties_by_index",
             "tests/evaluation/test_metrics.py::test_topk_k_zero_is_empty"],
            ["recsys.evaluation.recommend.*", "recsys.models.base.x_topk*", "recsys.models.base.x_mask_seen*",
-            "recsys.models.base.xǁRecommenderǁfallback*", "recsys.models.base.xǁRecommenderǁrecommend*",
-            "recsys.models.baselines.xǁPopularityRecommenderǁ*"]),
+            "recsys.models.base.xǁRecommenderǁfallback*", "recsys.models.base.xǁRecommenderǁrecommend__*",
+            "recsys.models.base.xǁRecommenderǁscore__*", "recsys.models.baselines.xǁPopularityRecommenderǁ_fit*",
+            "recsys.models.baselines.xǁPopularityRecommenderǁ_score*"]),
     Target("splits", "temporal / leave-last-N / random splits, cutoff, validation carve-out, leakage audit",
            ["recsys/data/split.py"], ["tests/data/test_split.py", "tests/data/test_split_oracles.py",
                                       "tests/data/test_boundary_ties.py", "tests/data/test_folds.py"],
@@ -70,7 +73,8 @@ TARGETS = [
            ["recsys.data.split.x_split_folds*"]),
     Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
            ["recsys/data/validation.py", "recsys/data/timestamps.py"],
-           ["tests/data/test_validation.py", "tests/data/test_timestamps.py"]),
+           ["tests/data/test_validation.py", "tests/data/test_timestamps.py", "tests/data/test_options.py"],
+           deselect=["tests/data/test_options.py::test_real_cli_process_exits_2_with_one_error_line"]),
     Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first-champion checks",
            ["recsys/evaluation/promotion.py"],
            ["tests/registry/test_promotion_decision.py", "tests/registry/test_promotion_checks.py"],
@@ -114,7 +118,8 @@ def _pyproject(target: Target) -> str:
         f"only_mutate = {arr(target.files)}",
         f"pytest_add_cli_args_test_selection = {arr(target.tests)}",
         # the fast tests only: a slow end-to-end test would run once per mutant of every function it touches
-        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x", "-m", "not slow"]',
+        "pytest_add_cli_args = " + arr(["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x", "-m", "not slow",
+                                        *[f"--deselect={t}" for t in target.deselect]]),
         "use_git_change_detection = false",
         "timeout_multiplier = 5.0",
         "",
