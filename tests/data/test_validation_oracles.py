@@ -142,23 +142,23 @@ def test_whole_messages_of_the_row_checks():
 HINT = "map one with data.tabular.columns"
 OPTION_CASES = {
     "threshold": (table(), {"implicit": {"rating_threshold": 4}}, None,
-                  "data.implicit.rating_threshold=4.0 cannot apply: f.csv has no rating column "
-                  f"({HINT}.rating, or remove the threshold)"),
+                  ("data.implicit.rating_threshold=4.0 cannot apply: f.csv has no rating column "
+                   f"({HINT}.rating, or remove the threshold)")),
     "rating weight": (table(), {"implicit": {"rating_weight": "rating"}}, None,
-                      "data.implicit.rating_weight='rating' cannot apply: f.csv has no rating column "
-                      f"({HINT}.rating, or use rating_weight: binary)"),
+                      ("data.implicit.rating_weight='rating' cannot apply: f.csv has no rating column "
+                       f"({HINT}.rating, or use rating_weight: binary)")),
     "rating weight and weight": (table(rating=[1.0, 2, 3], weight=1.0), {"implicit": {"rating_weight": "rating"}},
-                                 {"weight": "w"}, "data.implicit.rating_weight='rating' cannot apply: the weight "
-                                 "column 'w' of f.csv gives the weights; remove one of the two"),
+                                 {"weight": "w"}, ("data.implicit.rating_weight='rating' cannot apply: the weight "
+                                                   "column 'w' of f.csv gives the weights; remove one of the two")),
     "event weights": (table(), {"implicit": {"event_weights": {"view": 1.0}}}, None,
-                      "data.implicit.event_weights cannot apply: f.csv has no event column "
-                      f"({HINT}.event, or remove event_weights)"),
+                      ("data.implicit.event_weights cannot apply: f.csv has no event column "
+                       f"({HINT}.event, or remove event_weights)")),
     "event weights and weight": (table(event="view", weight=1.0), {"implicit": {"event_weights": {"view": 1.0}}},
-                                 {"weight": "w"}, "data.implicit.event_weights cannot apply: the weight column 'w' "
-                                 "of f.csv gives the weights; remove one of the two"),
+                                 {"weight": "w"}, ("data.implicit.event_weights cannot apply: the weight column "
+                                                   "'w' of f.csv gives the weights; remove one of the two")),
     "rating range": (table(), {"rating_range": [1, 5]}, None,
-                     "data.rating_range=[1.0, 5.0] cannot apply: f.csv has no rating column "
-                     f"({HINT}.rating, or remove rating_range)"),
+                     ("data.rating_range=[1.0, 5.0] cannot apply: f.csv has no rating column "
+                      f"({HINT}.rating, or remove rating_range)")),
 }
 
 
