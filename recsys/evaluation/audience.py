@@ -21,7 +21,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data.tables import TrainData
+from recsys.data.vocab import Vocabulary
 from recsys.evaluation import metrics as M
+from recsys.evaluation.ranked import ranked_cells
 
 ACCURACY = ("precision", "recall", "ndcg")
 
@@ -138,3 +140,16 @@ def metric_names(ns: list[int], concentration_share: float = 0.01) -> list[str]:
     names = [f"{m}_at_{n}" for n in ns for m in (*ACCURACY, "expected_precision", "lift", "user_coverage")]
     names += [f"top{pct:g}pct_share_at_{n}" for n in ns]
     return sorted([*names, "product_coverage"])
+
+
+def audience_frame(item_ids: np.ndarray, ranked: np.ndarray, scores: np.ndarray, covered: np.ndarray,
+                   users: Vocabulary) -> pd.DataFrame:
+    """Long table item_id, user_id, rank, score, reason (padding dropped)."""
+    cells = ranked_cells(ranked, scores)
+    return pd.DataFrame({
+        "item_id": np.asarray(item_ids)[cells.row],
+        "user_id": users.id(cells.item),
+        "rank": cells.rank,
+        "score": cells.score.astype(np.float64),
+        "reason": np.where(covered, "model", "cold_start")[cells.row],
+    })

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from recsys.data.tables import TrainData
 from recsys.evaluation import metrics as M
+from recsys.evaluation.ranked import ranked_cells
 from recsys.logging import get_logger, progress_enabled
 
 _log = get_logger(__name__)
@@ -108,14 +109,12 @@ def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target:
     per_user = pd.DataFrame({"user_id": target.user_ids, **per})
     recs = pd.DataFrame()
     if store_lists:
-        n, kmax = ranked.shape
-        valid = ranked >= 0
-        rows = np.repeat(np.arange(n), kmax).reshape(n, kmax)[valid]
+        cells = ranked_cells(ranked, scores)
         recs = pd.DataFrame({
-            "user_id": target.user_ids[rows],
-            "item_id": data.items.id(ranked[valid]),
-            "rank": np.tile(np.arange(1, kmax + 1), (n, 1))[valid],
-            "score": scores[valid],
+            "user_id": target.user_ids[cells.row],
+            "item_id": data.items.id(cells.item),
+            "rank": cells.rank,
+            "score": cells.score,
         })
     return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs, ranked=ranked)
 

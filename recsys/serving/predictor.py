@@ -16,6 +16,7 @@ import pandas as pd
 
 from recsys.data.vocab import Vocabulary
 from recsys.errors import RecsysError
+from recsys.evaluation.ranked import ranked_cells
 
 PREDICTORS: dict[str, Callable[[Path, dict], "Predictor"]] = {}
 
@@ -91,15 +92,13 @@ class RecommendPredictor(ModelPredictor):
         user_ids = frame["user_id"].to_numpy()
         histories = frame["items"].tolist() if "items" in frame.columns else None
         items, scores, reason, _ = self.answer(user_ids, histories, k)
-        n = len(user_ids)
-        valid = items >= 0
-        rows = np.repeat(np.arange(n), k).reshape(n, k)[valid]
+        cells = ranked_cells(items, scores)
         return pd.DataFrame({
-            "user_id": user_ids[rows].astype(str),
-            "item_id": self.model.items_.id(items[valid]).astype(str),
-            "rank": np.tile(np.arange(1, k + 1), (n, 1))[valid].astype(np.int64),
-            "score": scores[valid].astype(np.float64),
-            "reason": reason[rows],
+            "user_id": user_ids[cells.row].astype(str),
+            "item_id": self.model.items_.id(cells.item).astype(str),
+            "rank": cells.rank,
+            "score": cells.score.astype(np.float64),
+            "reason": reason[cells.row],
         })
 
     def answer(self, user_ids: Any, histories: list | None, k: int

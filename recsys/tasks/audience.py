@@ -14,7 +14,6 @@ Task options live in `task_params` (validated by `AudienceParams`), e.g.::
 from __future__ import annotations
 
 import dataclasses
-
 import difflib
 import time
 from pathlib import Path
@@ -28,9 +27,14 @@ from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_dataset, validation_split
 from recsys.data.tables import INTERACTION_COLUMNS
-from recsys.data.vocab import Vocabulary
 from recsys.errors import ConfigError
-from recsys.evaluation.audience import AudienceTarget, audience_metrics, build_audience_target, metric_names
+from recsys.evaluation.audience import (
+    AudienceTarget,
+    audience_frame,
+    audience_metrics,
+    build_audience_target,
+    metric_names,
+)
 from recsys.logging import get_logger
 from recsys.models.activity import ActivityConfig, fit_engagement
 from recsys.models.audience import item_users, rank_users
@@ -229,21 +233,6 @@ def audiences(model: Any, ctx: TaskContext, item_idx: np.ndarray, n: int
                 idx, val = rank_users(np.broadcast_to(fallback, (len(rows), len(fallback))), item_idx[rows], n, seen)
             ranked[rows, :idx.shape[1]], scores[rows, :idx.shape[1]] = idx, val
     return ranked, scores, covered
-
-
-def audience_frame(item_ids: np.ndarray, ranked: np.ndarray, scores: np.ndarray, covered: np.ndarray,
-                   users: Vocabulary) -> pd.DataFrame:
-    """Long table item_id, user_id, rank, score, reason (padding dropped)."""
-    n, depth = ranked.shape
-    valid = ranked >= 0
-    rows = np.repeat(np.arange(n), depth).reshape(n, depth)[valid]
-    return pd.DataFrame({
-        "item_id": np.asarray(item_ids)[rows],
-        "user_id": users.id(ranked[valid]),
-        "rank": np.tile(np.arange(1, depth + 1, dtype=np.int64), (n, 1))[valid],
-        "score": scores[valid].astype(np.float64),
-        "reason": np.where(covered, "model", "cold_start")[rows],
-    })
 
 
 def write_audience_cache(model: Any, ctx: TaskContext, model_dir: Path, depth: int) -> None:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,12 @@ from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Dataset, TrainData, load_dataset
 from recsys.data.tables import frame_fingerprint
 from recsys.errors import ConfigError, DataError
-from recsys.evaluation import metrics as M
+from recsys.evaluation.search import (
+    QuerySet,
+    evaluate_search,
+    metric_names,
+    results_frame,
+)
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.random import rng as make_rng
@@ -42,9 +46,6 @@ from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
 _log = get_logger(__name__)
 
 QueryKind = Literal["tags", "categories", "attributes"]
-SEARCH_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate", "recall_vs_exact")
-INDEX_METRICS = ("query_latency_p50_ms", "query_latency_p99_ms", "queries_per_second", "index_build_seconds",
-                 "index_memory_mb", "embeddings_encoded", "embeddings_cached", "embedding_seconds", "n_queries")
 
 
 class SearchParams(BaseModel):
@@ -83,10 +84,6 @@ def query_kinds(cfg: ExperimentConfig, params: SearchParams) -> list[str]:
     if params.queries:
         return list(dict.fromkeys(params.queries))
     return {"movielens": ["tags"], "synthetic": ["categories", "attributes"]}.get(cfg.data.source, ["categories"])
-
-
-def metric_names(ks: list[int]) -> list[str]:
-    return sorted([f"{m}_at_{k}" for k in ks for m in SEARCH_METRICS] + list(INDEX_METRICS))
 
 
 # queries --------------------------------------------------------------------------------------------------
@@ -143,28 +140,6 @@ QUERY_BUILDERS = {"tags": lambda ds: tag_queries(ds), "categories": lambda ds: c
                   "attributes": lambda ds: attribute_queries(ds.items)}
 
 
-@dataclass
-class QuerySet:
-    """Text queries with their relevant items: texts (n,), kinds (n,), relevant (n, n_items) binary CSR."""
-
-    texts: np.ndarray
-    kinds: np.ndarray
-    relevant: sp.csr_matrix
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @property
-    def n_relevant(self) -> np.ndarray:
-        return np.diff(self.relevant.indptr).astype(np.int64)
-
-    def subset(self, rows: np.ndarray) -> QuerySet:
-        return QuerySet(self.texts[rows], self.kinds[rows], self.relevant[rows])
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"query": self.texts, "kind": self.kinds, "n_relevant": self.n_relevant})
-
-
 def build_queries(dataset: Dataset, data: TrainData, kinds: list[str], params: SearchParams,
                   random_state: int) -> tuple[QuerySet, QuerySet]:
     """(evaluation queries, validation queries): every query with >= `min_relevant` relevant catalog items,
@@ -187,62 +162,6 @@ def build_queries(dataset: Dataset, data: TrainData, kinds: list[str], params: S
     order = r.permutation(len(full))
     n_val = round(params.validation_share * len(full)) if len(full) > 1 else 0
     return full.subset(np.sort(order[n_val:])), full.subset(np.sort(order[:n_val]))
-
-
-# evaluation -----------------------------------------------------------------------------------------------
-def recall_vs_exact(ids: np.ndarray, scores: np.ndarray, exact_scores: np.ndarray, k: int,
-                    tol: float = 1e-5) -> np.ndarray:
-    """Per query: share of the exact top-k that the index returned, ties at the k-th exact score counted as found
-    (an approximate result with score >= the exact k-th score is a correct answer)."""
-    kk = min(k, exact_scores.shape[1], ids.shape[1])
-    kth = exact_scores[:, kk - 1]
-    ok = (ids[:, :kk] >= 0) & (scores[:, :kk].astype(np.float64) >= kth[:, None] - tol)
-    denom = np.isfinite(exact_scores[:, :kk]).sum(axis=1)
-    return np.divide(ok.sum(axis=1), denom, out=np.ones(len(ids)), where=denom > 0)
-
-
-def single_query_latency(model: Any, vectors: np.ndarray, k: int, n: int) -> np.ndarray:
-    """Milliseconds of `n` searches issued one query at a time (after one warm-up query)."""
-    rows = vectors[:n]
-    model.search_vectors(rows[:1], k)
-    out = np.empty(len(rows))
-    for i in range(len(rows)):
-        t0 = time.perf_counter()
-        model.search_vectors(rows[i:i + 1], k)
-        out[i] = (time.perf_counter() - t0) * 1e3
-    return out
-
-
-def evaluate_search(model: Any, queries: QuerySet, ks: list[int], latency_queries: int
-                    ) -> tuple[dict[str, float], pd.DataFrame, np.ndarray, np.ndarray]:
-    """Metrics, per-query metrics, ranked item indices (n, K) and scores for a fitted search model."""
-    kmax = max(ks)
-    vectors, _ = model.encode_queries(list(queries.texts))
-    t0 = time.perf_counter()
-    ids, scores = model.search_vectors(vectors, kmax)
-    batch_s = time.perf_counter() - t0
-    _, exact_scores = model.exact_search(vectors, kmax)
-    hits = M.hits_matrix(ids, queries.relevant)
-    per = M.accuracy_metrics(hits, queries.n_relevant, ks)
-    for k in ks:
-        per[f"recall_vs_exact_at_{k}"] = recall_vs_exact(ids, scores, exact_scores, k)
-    metrics = {name: float(np.mean(v)) for name, v in per.items()}
-    kinds = np.unique(queries.kinds)
-    if len(kinds) > 1:
-        for kind in kinds:
-            mask = queries.kinds == kind
-            for k in ks:
-                for m in ("ndcg", "recall"):
-                    metrics[f"{m}_at_{k}_{kind}"] = float(np.mean(per[f"{m}_at_{k}"][mask]))
-    lat = single_query_latency(model, vectors, kmax, latency_queries)
-    metrics.update({
-        "query_latency_p50_ms": float(np.percentile(lat, 50)), "query_latency_p99_ms": float(np.percentile(lat, 99)),
-        "queries_per_second": len(queries) / max(batch_s, 1e-9), "n_queries": float(len(queries)),
-        **{k: float(v) for k, v in (getattr(model, "fit_info_", None) or {}).items()},
-    })
-    per_query = pd.DataFrame({"query": queries.texts.astype(str), "kind": queries.kinds.astype(str),
-                              "n_relevant": queries.n_relevant, **per})
-    return dict(sorted(metrics.items())), per_query, ids, scores
 
 
 # task -----------------------------------------------------------------------------------------------------
@@ -337,20 +256,6 @@ class SearchTask(Task):
         result.input_example = pd.DataFrame({"query": queries.texts[:3].astype(str)})
         result.pyfunc_params = {"k": int(kmax)}
         return result
-
-
-def results_frame(queries: QuerySet, ids: np.ndarray, scores: np.ndarray, data: TrainData) -> pd.DataFrame:
-    """Long table of the ranked results: query, kind, rank, item_id, title, score, relevant."""
-    n, k = ids.shape
-    valid = ids >= 0
-    rows = np.repeat(np.arange(n), k).reshape(n, k)[valid]
-    items = ids[valid]
-    return pd.DataFrame({
-        "query": queries.texts.astype(str)[rows], "kind": queries.kinds.astype(str)[rows],
-        "rank": np.tile(np.arange(1, k + 1), (n, 1))[valid], "item_id": data.items.id(items),
-        "title": data.item_table["title"].to_numpy()[items], "score": scores[valid].astype(np.float64),
-        "relevant": M.hits_matrix(ids, queries.relevant)[valid],
-    })
 
 
 TASK = SearchTask()

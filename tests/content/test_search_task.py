@@ -10,7 +10,7 @@ from recsys.config import config_from_dict
 from recsys.errors import ConfigError, RecsysError
 from recsys.experiment import run_experiment
 from recsys.tasks import get_task
-from recsys.tasks.search import recall_vs_exact
+from recsys.evaluation.search import recall_vs_exact
 
 INDEX_METRICS = ["ndcg_at_10", "recall_at_10", "recall_vs_exact_at_10", "query_latency_p50_ms",
                  "query_latency_p99_ms", "index_build_seconds", "index_memory_mb", "embeddings_encoded",

@@ -10,7 +10,7 @@ from recsys.config import config_from_dict
 from recsys.data.tables import TrainData
 from recsys.experiment import run_experiment
 from recsys.serving.predictor import load_predictor
-from recsys.tasks.similar import next_item_pairs
+from recsys.evaluation.similar import next_item_pairs
 
 
 def test_pairs_are_last_train_item_and_first_new_test_item():

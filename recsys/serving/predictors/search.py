@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.errors import RecsysError
+from recsys.evaluation.ranked import ranked_cells
 from recsys.serving.predictor import ModelPredictor, predictor
 
 
@@ -26,14 +27,11 @@ class SearchPredictor(ModelPredictor):
             raise RecsysError(f"`query` must hold texts, but {int(texts.isna().sum())} row(s) are missing")
         texts = texts.astype(str).to_numpy()
         ids, scores = self.model.search(list(texts), k)
-        n, kk = ids.shape
-        valid = ids >= 0
-        rows = np.repeat(np.arange(n), kk).reshape(n, kk)[valid]
-        items = ids[valid]
+        cells = ranked_cells(ids, scores)
         return pd.DataFrame({
-            "query": texts[rows].astype(str),
-            "rank": np.tile(np.arange(1, kk + 1), (n, 1))[valid].astype(np.int64),
-            "item_id": self.model.items_.id(items).astype(str),
-            "title": self.model.titles_[items].astype(str),
-            "score": scores[valid].astype(np.float64),
+            "query": texts[cells.row].astype(str),
+            "rank": cells.rank,
+            "item_id": self.model.items_.id(cells.item).astype(str),
+            "title": self.model.titles_[cells.item].astype(str),
+            "score": cells.score.astype(np.float64),
         })

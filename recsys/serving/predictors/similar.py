@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recsys.evaluation.ranked import ranked_cells
 from recsys.serving.predictor import ModelPredictor, coerce_ids, predictor
 
 
@@ -23,9 +24,8 @@ class SimilarPredictor(ModelPredictor):
         cols = {"item_id": [], "similar_item_id": [], "rank": [], "score": []}
         if len(known):
             items, scores = self.model.similar(idx[known], k)
-            valid = (items >= 0) & np.isfinite(scores)
-            rows = np.repeat(known, items.shape[1]).reshape(items.shape)[valid]
-            cols = {"item_id": ids[rows].astype(str), "similar_item_id": self.model.items_.id(items[valid]).astype(str),
-                    "rank": np.tile(np.arange(1, items.shape[1] + 1), (len(known), 1))[valid].astype(np.int64),
-                    "score": scores[valid].astype(np.float64)}
+            cells = ranked_cells(items, scores, valid=(items >= 0) & np.isfinite(scores))
+            cols = {"item_id": ids[known[cells.row]].astype(str),
+                    "similar_item_id": self.model.items_.id(cells.item).astype(str),
+                    "rank": cells.rank, "score": cells.score.astype(np.float64)}
         return pd.DataFrame(cols)
