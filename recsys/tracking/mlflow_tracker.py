@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from recsys.config.loader import config_hash
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import Decision, fmt
+from recsys.evaluation.plots import plot_comparison
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 
@@ -330,62 +331,3 @@ def to_markdown(df: pd.DataFrame) -> str:
         cells = [str(idx)] + [fmt(v) if isinstance(v, float) else str(v) for v in row.to_numpy()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_comparison(df: pd.DataFrame, metric: str, path: Path, selected: str | None = None) -> None:
-    """Small multiples: one horizontal bar chart per metric (each on its own scale), the selection metric first.
-
-    `<metric>_ci_low/_ci_high` columns become error bars; models with `tied_with_best` are hatched and marked.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    prefixes = ("ndcg_at", "recall_at", "precision_at", "map_at", "hit_rate_at", "catalog_coverage_at", "lift_at",
-                "novelty_at", "silhouette", "recall_vs_exact")
-    derived = ("_ci_low", "_ci_high", "_std", "delta_vs_best", "p_value", "cohens_d", "tied_with_best")
-
-    def plain(c: str) -> bool:
-        return ("/" not in c and not any(d in c for d in derived) and pd.api.types.is_numeric_dtype(df[c])
-                and df[c].dtype != bool)
-
-    cols = [c for c in df.columns if c.startswith(prefixes) and plain(c)]
-    if not cols:
-        cols = [c for c in df.columns if not c.endswith("seconds") and plain(c)]
-    cols = ([metric] if metric in df.columns else []) + [c for c in cols if c != metric]
-    cols = cols[:8]
-    ncols = min(4, max(1, len(cols)))
-    nrows = -(-len(cols) // ncols) if cols else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.45 * len(df) * nrows + 1.4 * nrows), squeeze=False)
-    tied = (df["tied_with_best"].astype(bool).to_numpy() if "tied_with_best" in df.columns
-            else np.zeros(len(df), dtype=bool))
-    models = [f"{m} (tied)" if t else str(m) for m, t in zip(df.index, tied)]
-    for ax, col in zip(axes.ravel(), cols):
-        values = df[col].astype(float).to_numpy()
-        pick = (df.index == selected) if selected is not None else (values == np.nanmax(values))
-        colors = ["#c0392b" if col == metric and p else "#e0a526" if col == metric and t else "#3b6ea5"
-                  for p, t in zip(pick, tied)]
-        xerr = None
-        if f"{col}_ci_low" in df.columns and f"{col}_ci_high" in df.columns:
-            lo = df[f"{col}_ci_low"].astype(float).to_numpy()
-            hi = df[f"{col}_ci_high"].astype(float).to_numpy()
-            xerr = np.nan_to_num(np.vstack([values - lo, hi - values]).clip(min=0))
-        bars = ax.barh(models, values, color=colors, xerr=xerr, capsize=3, ecolor="#333")
-        for bar, t in zip(bars, tied):
-            if t:
-                bar.set_hatch("//")
-        ax.invert_yaxis()
-        ax.set_title(col + (" (selection, 95% CI)" if col == metric and xerr is not None else
-                            " (selection)" if col == metric else ""), fontsize=9)
-        ax.tick_params(labelsize=8)
-        top = np.nanmax(values if xerr is None else values + xerr[1])
-        for y, v in enumerate(values):
-            ax.text(v if xerr is None else v + xerr[1][y], y, f" {v:.4g}", va="center", fontsize=7)
-        ax.set_xlim(0, max(float(top) * 1.35, 1e-9))
-    for ax in axes.ravel()[len(cols):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -56,7 +56,7 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
              "selected_because": decision.reason, "verdict": verdict,
              "tests": tests.to_dict(orient="records")}, indent=2, default=_json_default))
         files.append(t / "decision.json")
-        from recsys.tracking.mlflow_tracker import plot_comparison
+        from recsys.evaluation.plots import plot_comparison
 
         plot_comparison(comparison, decision.metric, t / "comparison.png", selected=decision.selected)
         plots = {"comparison (95% CI error bars, ties hatched)": t / "comparison.png"}

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.errors import ConfigError
+from recsys.evaluation.direction import metric_direction
 from recsys.random import derive_seed
 from recsys.tuning.space import SAMPLERS, objective_metrics, space_hash
 
@@ -97,12 +98,9 @@ def directions(cfg: ExperimentConfig, entry: ModelEntry) -> list[str]:
     return [cfg.selection.direction if m == cfg.selection_metric else default_direction(m) for m in metrics]
 
 
-# metrics where smaller is better when a config names them without `directions`
-LOWER_IS_BETTER = ("latency", "seconds", "memory", "popularity_bias", "davies_bouldin", "inertia", "build_")
-
-
 def default_direction(metric: str) -> str:
-    return "minimize" if any(token in metric for token in LOWER_IS_BETTER) else "maximize"
+    """Direction of a metric a config names without `directions` (the rule of `recsys.evaluation.direction`)."""
+    return metric_direction(metric)
 
 
 class TrialSeededSampler(optuna.samplers.BaseSampler):

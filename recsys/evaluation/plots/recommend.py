@@ -1,4 +1,4 @@
-"""Plots of one recommender's evaluation (PNG files; logged by tracking as run artifacts)."""
+"""Plots of one recommender's evaluation: per-user diagnostics and user/item slices (PNG files)."""
 
 from __future__ import annotations
 
