@@ -1,8 +1,14 @@
-"""Segmentation criteria, K selection, cluster profiles/names and drift (pure numpy/pandas/scipy/sklearn)."""
+"""Segmentation criteria, K selection, cluster profiles/names and drift (pure numpy/pandas/scipy/sklearn).
+
+`K_SELECTION` (criteria per K + the selection rule) is what a segmenter's `fit` is given to score and choose K;
+`evaluate_segments` turns a fitted segmenter into the segment task's metrics, profile, names and drift.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,6 +24,9 @@ Criterion = Literal["elbow", "silhouette", "davies_bouldin", "calinski_harabasz"
 CRITERIA: tuple[str, ...] = ("inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability")
 # criterion -> True when larger is better (inertia is judged by its elbow, not its optimum)
 HIGHER_IS_BETTER = {"silhouette": True, "davies_bouldin": False, "calinski_harabasz": True, "stability": True}
+# logged for the chosen K of a segment run (and for every K in its nested runs), and the drift metrics
+CRITERIA_METRICS = ["inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "min_cluster_share"]
+DRIFT_METRICS = ["drift_psi", "drift_js_divergence", "drift_max_abs_smd", "drift_max_feature_psi"]
 
 
 def cluster_criteria(X: np.ndarray, labels: np.ndarray, inertia: float, silhouette_sample: int,
@@ -226,3 +235,68 @@ def feature_shift(reference: pd.DataFrame, current: pd.DataFrame, features: list
                      "smd": float((c.mean() - r.mean()) / sd) if sd > 0 else 0.0,
                      "psi": population_stability_index(rc, cc)})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class KSelection:
+    """How a segmenter scores one K (`criteria`) and picks K from the per-K table (`select`)."""
+
+    criteria: Callable[..., dict[str, float]]
+    select: Callable[..., tuple[int, dict]]
+
+
+K_SELECTION = KSelection(criteria=cluster_criteria, select=select_k)
+
+
+@dataclass
+class SegmentEvaluation:
+    """What a segment run logs: metrics of the chosen K, ARI per K (synthetic truth), profile with names, and drift
+    of the later period (labels, tables, details; `drift_warning` None when there is no later period)."""
+
+    metrics: dict[str, float]
+    ari_by_k: dict[int, float]
+    profile: pd.DataFrame
+    names: list[str]
+    later_labels: np.ndarray
+    drift_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    drift_info: dict[str, Any] = field(default_factory=dict)
+    drift_warning: bool | None = None
+
+
+def evaluate_segments(model: Any, reference: pd.DataFrame, later: pd.DataFrame, features: list[str],
+                      psi_threshold: float, js_threshold: float | None = None) -> SegmentEvaluation:
+    """Score a fitted segmenter (`k_`, `labels_`, `scores_`, `labels_by_k_`, `assign`) on its reference sessions
+    and, when `later` has rows, the drift of the later period's cluster mix and features."""
+    k = int(model.k_)
+    labels = model.labels_
+    scores: pd.DataFrame = model.scores_
+    metrics = {m: float(scores.loc[k, m]) for m in CRITERIA_METRICS}
+    metrics["n_clusters"] = float(k)
+    ari_by_k: dict[int, float] = {}
+    if "true_type" in reference:
+        from sklearn.metrics import adjusted_rand_score
+
+        truth = reference["true_type"].to_numpy()
+        ari_by_k = {kk: float(adjusted_rand_score(truth, lab)) for kk, lab in model.labels_by_k_.items()}
+        metrics["ari_vs_truth"] = ari_by_k[k]
+    profile = cluster_profile(reference, labels, features, k)
+    names = name_clusters(profile, reference, features)
+    profile.insert(1, "name", names)
+    out = SegmentEvaluation(metrics=metrics, ari_by_k=ari_by_k, profile=profile, names=names,
+                            later_labels=np.empty(0, np.int64), drift_info={"enabled": bool(len(later))})
+    if len(later):
+        out.later_labels = model.assign(later)
+        mix, mix_table = cluster_mix_drift(labels, out.later_labels, k)
+        shift = feature_shift(reference, later, features)
+        metrics["drift_psi"] = mix["psi"]
+        metrics["drift_js_divergence"] = mix["js_divergence"]
+        metrics["drift_max_abs_smd"] = float(shift["smd"].abs().max())
+        metrics["drift_max_feature_psi"] = float(shift["psi"].max())
+        warn = bool(mix["psi"] > psi_threshold or (js_threshold is not None and mix["js_divergence"] > js_threshold))
+        out.drift_warning = warn
+        mix_table.insert(1, "name", names)
+        out.drift_tables = {"drift/cluster_mix.parquet": mix_table, "drift/feature_shift.parquet": shift}
+        out.drift_info.update(mix, warning=warn, psi_threshold=psi_threshold, js_threshold=js_threshold,
+                              n_later=len(later), cluster_mix=mix_table.to_dict("records"),
+                              feature_shift=shift.to_dict("records"))
+    return out

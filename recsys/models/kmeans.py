@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -14,17 +14,28 @@ from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from recsys.data.sessions import PreprocessConfig, SessionPreprocessor
-from recsys.errors import DataError
-from recsys.evaluation.segment import cluster_criteria, select_k
+from recsys.errors import ConfigError, DataError
 from recsys.logging import get_logger
 from recsys.models.base import Model, ModelConfig, ProgressCallback
 from recsys.models.catalog import register
-from recsys.random import derive_seed, rng as make_rng
+from recsys.random import derive_seed
+from recsys.random import rng as make_rng
 
 _log = get_logger(__name__)
 
 Rule = Literal["vote", "elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "fixed"]
 VoteCriterion = Literal["elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"]
+
+
+class KSelector(Protocol):
+    """How a segmenter scores each K and chooses one; the project's is `recsys.evaluation.segment.K_SELECTION`
+    (models do not import evaluation: the segment task hands it to `fit`)."""
+
+    def criteria(self, X: np.ndarray, labels: np.ndarray, inertia: float, silhouette_sample: int,
+                 random_state: Any) -> dict[str, float]: ...
+
+    def select(self, scores: pd.DataFrame, rule: str, criteria: list[str], fixed_k: int | None
+               ) -> tuple[int, dict]: ...
 
 
 class Segmenter(Model):
@@ -80,25 +91,30 @@ class KMeansSegmenter(Segmenter):
     k_: int | None = None
     centroids_: np.ndarray | None = None
 
-    def fit(self, frame: pd.DataFrame, features: list[str],
-            callback: ProgressCallback | None = None) -> "KMeansSegmenter":
+    def fit(self, frame: pd.DataFrame, features: list[str], callback: ProgressCallback | None = None,
+            selector: KSelector | None = None) -> "KMeansSegmenter":
+        """Fit every K in [k_min, k_max]; `selector` scores each K and picks one (the segment task passes
+        `recsys.evaluation.segment.K_SELECTION`)."""
         c = self.config
         if len(frame) < c.k_max + 1:
             raise DataError(f"kmeans needs more sessions than k_max={c.k_max}, but got {len(frame)}")
         self.preprocessor_ = SessionPreprocessor.fit(frame, features, c.preprocess)
         X = self.preprocessor_.transform(frame)
+        if selector is None:
+            raise ConfigError("kmeans.fit needs a K selector to score and choose K: pass "
+                              "selector=recsys.evaluation.segment.K_SELECTION (the segment task does)")
         with threadpool_limits(limits=c.num_threads or None):
-            self._fit_range(X, callback)
+            self._fit_range(X, callback, selector)
         return self
 
-    def _fit_range(self, X: np.ndarray, callback: ProgressCallback | None) -> None:
+    def _fit_range(self, X: np.ndarray, callback: ProgressCallback | None, selector: KSelector) -> None:
         c = self.config
         rows, fits = [], {}
         for step, k in enumerate(range(c.k_min, c.k_max + 1)):
             km = self._kmeans(k, c.random_state).fit(X)
             labels = km.labels_.astype(np.int64)
-            row = {"k": k, **cluster_criteria(X, labels, km.inertia_, c.silhouette_sample,
-                                              derive_seed(c.random_state, "silhouette", k))}
+            row = {"k": k, **selector.criteria(X, labels, km.inertia_, c.silhouette_sample,
+                                               derive_seed(c.random_state, "silhouette", k))}
             row["stability"] = self._stability(X, labels, k)
             rows.append(row)
             fits[k] = (km.cluster_centers_, labels)
@@ -109,7 +125,7 @@ class KMeansSegmenter(Segmenter):
         criteria = list(c.vote_criteria)
         if c.stability_bootstraps == 0 and "stability" in criteria:
             criteria.remove("stability")
-        self.k_, self.selection_ = select_k(self.scores_, c.selection, criteria, c.k)
+        self.k_, self.selection_ = selector.select(self.scores_, c.selection, criteria, c.k)
         self.centroids_, self.labels_ = fits[self.k_]
         self.labels_by_k_ = {k: v[1] for k, v in fits.items()}
         _log.info("kmeans: chose K=%d by %s (%s)", self.k_, c.selection, self.selection_.get("nominees"))

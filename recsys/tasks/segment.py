@@ -26,7 +26,8 @@ from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
 from recsys.data.sessions import SessionSourceConfig, load_sessions, temporal_split
 from recsys.data.tables import frame_fingerprint
 from recsys.errors import ConfigError, DataError
-from recsys.evaluation.segment import cluster_mix_drift, cluster_profile, feature_shift, name_clusters
+from recsys.evaluation.plots import plot_criteria
+from recsys.evaluation.segment import CRITERIA_METRICS, DRIFT_METRICS, K_SELECTION, evaluate_segments
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
@@ -35,8 +36,6 @@ from recsys.tasks.recommend import write_pyfunc_meta
 
 _log = get_logger(__name__)
 
-CRITERIA_METRICS = ["inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "min_cluster_share"]
-DRIFT_METRICS = ["drift_psi", "drift_js_divergence", "drift_max_abs_smd", "drift_max_feature_psi"]
 
 
 class DriftConfig(StrictModel):
@@ -132,46 +131,21 @@ class SegmentTask(Task):
         features: list[str] = ctx.state["features"]
         model = create(entry.name, entry.params, task=self.name)
         t0 = time.perf_counter()
-        model.fit(reference, features, callback=callback)
+        model.fit(reference, features, callback=callback, selector=K_SELECTION)
         fit_s = time.perf_counter() - t0
         k = int(model.k_)
         labels = model.labels_
         scores: pd.DataFrame = model.scores_
-        metrics = {m: float(scores.loc[k, m]) for m in CRITERIA_METRICS}
-        metrics["n_clusters"] = float(k)
-        truth = reference["true_type"].to_numpy() if "true_type" in reference else None
-        ari_by_k: dict[int, float] = {}
-        if truth is not None:
-            from sklearn.metrics import adjusted_rand_score
-
-            ari_by_k = {kk: float(adjusted_rand_score(truth, lab)) for kk, lab in model.labels_by_k_.items()}
-            metrics["ari_vs_truth"] = ari_by_k[k]
-        profile = cluster_profile(reference, labels, features, k)
-        names = name_clusters(profile, reference, features)
-        profile.insert(1, "name", names)
+        ev = evaluate_segments(model, reference, later, features, params.drift.psi_threshold,
+                               params.drift.js_threshold)
+        metrics, ari_by_k, profile, names = ev.metrics, ev.ari_by_k, ev.profile, ev.names
+        later_labels, drift_tables, drift_info = ev.later_labels, ev.drift_tables, ev.drift_info
         tags: dict[str, str] = {"chosen_k": str(k), "k_selection": model.config.selection}
-        drift_tables: dict[str, pd.DataFrame] = {}
-        drift_info: dict[str, Any] = {"enabled": bool(len(later))}
-        later_labels = np.empty(0, np.int64)
-        if len(later):
-            later_labels = model.assign(later)
-            mix, mix_table = cluster_mix_drift(labels, later_labels, k)
-            shift = feature_shift(reference, later, features)
-            metrics["drift_psi"] = mix["psi"]
-            metrics["drift_js_divergence"] = mix["js_divergence"]
-            metrics["drift_max_abs_smd"] = float(shift["smd"].abs().max())
-            metrics["drift_max_feature_psi"] = float(shift["psi"].max())
-            warn = mix["psi"] > params.drift.psi_threshold or (
-                params.drift.js_threshold is not None and mix["js_divergence"] > params.drift.js_threshold)
-            tags["drift_warning"] = str(bool(warn)).lower()
-            if warn:
+        if ev.drift_warning is not None:
+            tags["drift_warning"] = str(ev.drift_warning).lower()
+            if ev.drift_warning:
                 _log.warning("%s: cluster-mix drift in the later period (PSI %.3f > %.3f, JS %.3f)", entry.run_name,
-                             mix["psi"], params.drift.psi_threshold, mix["js_divergence"])
-            mix_table.insert(1, "name", names)
-            drift_tables = {"drift/cluster_mix.parquet": mix_table, "drift/feature_shift.parquet": shift}
-            drift_info.update(mix, warning=bool(warn), psi_threshold=params.drift.psi_threshold,
-                              js_threshold=params.drift.js_threshold, n_later=len(later),
-                              cluster_mix=mix_table.to_dict("records"), feature_shift=shift.to_dict("records"))
+                             metrics["drift_psi"], params.drift.psi_threshold, metrics["drift_js_divergence"])
         _log.info("%-12s K=%d silhouette=%.4f%s (fit %.1fs)", entry.run_name, k, metrics["silhouette"],
                   f" ari_vs_truth={metrics['ari_vs_truth']:.4f}" if "ari_vs_truth" in metrics else "", fit_s)
         result = ModelResult(entry=entry, params={**flatten(model.params, "model."), "chosen_k": k},
@@ -250,39 +224,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return "–" if v != v else (f"{v:.3f}" if abs(v) < 1000 else f"{v:,.0f}")
     return str(v)
-
-
-def plot_criteria(scores: pd.DataFrame, chosen_k: int, folder: Path, ari_by_k: dict[int, float]) -> dict[str, Path]:
-    """One PNG per criterion vs K (chosen K marked) plus an overview; returns artifact path -> file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    series = {c: scores[c] for c in CRITERIA_METRICS if c in scores and scores[c].notna().any()}
-    if ari_by_k:
-        series["ari_vs_truth"] = pd.Series(ari_by_k).sort_index()
-    out: dict[str, Path] = {}
-    fig_all, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3))
-    for ax_all, (name, s) in zip(np.atleast_1d(axes), series.items()):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for a in (ax, ax_all):
-            a.plot(s.index, s.to_numpy(), marker="o")
-            a.axvline(chosen_k, color="tab:red", linestyle="--", label=f"chosen K={chosen_k}")
-            a.set_xlabel("K")
-            a.set_title(name.replace("_", " "))
-        ax.legend()
-        fig.tight_layout()
-        path = folder / f"{name}_vs_k.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        out[f"plots/{path.name}"] = path
-    fig_all.tight_layout()
-    fig_all.savefig(folder / "criteria_vs_k.png", dpi=80)
-    plt.close(fig_all)
-    out["plots/criteria_vs_k.png"] = folder / "criteria_vs_k.png"
-    return out
 
 
 def _write(path: Path, text: str) -> Path:

@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from recsys.data.sessions import SessionSourceConfig, SyntheticSessionsConfig, load_sessions
-from recsys.errors import DataError, NotFittedError
-from recsys.evaluation.segment import select_k
+from recsys.errors import ConfigError, DataError, NotFittedError
+from recsys.evaluation.segment import K_SELECTION, select_k
 from recsys.models.base import Model
 from recsys.models.catalog import available, create
 
@@ -25,7 +25,7 @@ def sessions() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(sessions):
-    return create("kmeans", FAST, task="segment").fit(sessions, FEATURES)
+    return create("kmeans", FAST, task="segment").fit(sessions, FEATURES, selector=K_SELECTION)
 
 
 def test_registered_for_segment_only():
@@ -66,7 +66,7 @@ def test_centroids_are_in_original_units(fitted, sessions):
 
 def test_fixed_rule_and_config_errors(sessions):
     m = create("kmeans", {**FAST, "selection": "fixed", "k": 3, "stability_bootstraps": 0}, task="segment")
-    m.fit(sessions, FEATURES)
+    m.fit(sessions, FEATURES, selector=K_SELECTION)
     assert m.k_ == 3 and m.scores_["stability"].isna().all()
     with pytest.raises(ValueError, match="k_max must be >= k_min"):
         create("kmeans", {"k_min": 5, "k_max": 3})
@@ -89,3 +89,9 @@ def test_select_k_vote_tie_break_and_single_criteria():
     assert ev["nominees"]["elbow"] == 3 and k == 3
     k, ev = select_k(scores, "vote", ["silhouette", "davies_bouldin"])  # 1 vote each: best mean rank wins
     assert k == min((3, 4), key=lambda x: ev["mean_rank"][x])
+
+
+def test_fit_without_a_k_selector_names_the_one_to_pass(sessions):
+    with pytest.raises(ConfigError, match="selector=recsys.evaluation.segment.K_SELECTION"):
+        create("kmeans", FAST, task="segment").fit(sessions, FEATURES)
+
