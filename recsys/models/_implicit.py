@@ -5,16 +5,12 @@ A concrete model supplies its `Config` and `_construct()`, and says how to score
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from recsys.logging import get_logger, progress_enabled
 from recsys.models.base import ProgressCallback, Recommender, topk
 
 _log = get_logger(__name__)
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with multithreaded BLAS
 
 
 class ImplicitRecommender(Recommender):

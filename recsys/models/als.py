@@ -58,7 +58,9 @@ class ALS(ImplicitRecommender):
         self.estimator_ = None
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_factors_[user_idx].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
+        from recsys.models.ranking import factor_scores
+
+        return factor_scores(self.user_factors_[user_idx], self.item_factors_)
 
     def fold_in_factors(self, history: sp.csr_matrix) -> np.ndarray:
         """User factors (n, factors) of unseen users from their histories: implicit's `recalculate_user`

@@ -24,38 +24,15 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+         num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Top-k per row of a dense score matrix, best first; ties broken by lower column index (exactly).
 
-    Returns (indices (n, k) int64, scores (n, k)). Entries of -inf are never chosen while finite ones remain;
-    rows with fewer than k finite scores are padded with index -1 and score -inf.
+    See `recsys.models.ranking.topk` (the multithreaded kernel this delegates to).
     """
-    n, m = scores.shape
-    k = min(k, m)
-    if k <= 0 or n == 0:
-        return np.empty((n, 0), np.int64), np.empty((n, 0), scores.dtype)
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(m), (n, 1))
-    rows = np.arange(n)[:, None]
-    cand = scores[rows, part]
-    # sort candidates by (-score, index)
-    order = np.lexsort((part, -cand), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    val = np.take_along_axis(cand, order, axis=1)
-    if k < m:
-        # argpartition picks arbitrary members of a tie at the boundary: repair those rows exactly
-        kth = val[:, -1]
-        n_tied_total = (scores == kth[:, None]).sum(axis=1)
-        n_tied_taken = (val == kth[:, None]).sum(axis=1)
-        bad = np.flatnonzero(n_tied_total > n_tied_taken)
-        for r in bad:
-            full = np.lexsort((np.arange(m), -scores[r]))[:k]
-            idx[r], val[r] = full, scores[r, full]
-    invalid = np.isnan(val) | (val == -np.inf)
-    idx = np.where(invalid, -1, idx)
-    return idx.astype(np.int64), val
+    from recsys.models.ranking import topk as _topk
+
+    return _topk(scores, k, exclude=exclude, num_threads=num_threads)
 
 
 class Model:
@@ -136,13 +113,20 @@ class Recommender(Model):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    @property
+    def num_threads(self) -> int:
+        """Threads for scoring and ranking: the config's `num_threads` where the model has one (0 = all cores)."""
+        return int(getattr(self.config, "num_threads", 0) or 0)
+
     def score(self, user_idx: np.ndarray) -> np.ndarray:
-        """Dense scores (len(user_idx), n_items) for known user indices."""
+        """Dense scores (len(user_idx), n_items) for known user indices: float32 where the model scores in
+        float32 (factor models), float64 otherwise."""
         self._check_fitted("seen_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
             raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
-        return np.asarray(self._score(user_idx), dtype=np.float64)
+        out = np.asarray(self._score(user_idx))
+        return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
 
     def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user index, best first: arrays of shape (n, k).
@@ -152,10 +136,12 @@ class Recommender(Model):
         """
         if k <= 0:
             raise ValueError(f"k must be > 0, but got k={k}")
-        scores = self.score(user_idx)
-        if exclude_seen:
-            mask_seen(scores, self.seen_, np.asarray(user_idx))
-        return topk(scores, k)
+        from recsys.models.ranking import thread_limit
+
+        with thread_limit(self.num_threads):
+            scores = self.score(user_idx)
+            exclude = self.seen_[np.asarray(user_idx, dtype=np.int64)] if exclude_seen else None
+            return topk(scores, k, exclude=exclude, num_threads=self.num_threads)
 
     # fold-in: users the model never saw, described by the items they had ----------------------------------
     def item_weights(self) -> sp.spmatrix | np.ndarray | None:
@@ -201,7 +187,10 @@ class Recommender(Model):
     def fallback(self, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Most popular items for users unknown to training (cold start)."""
         self._check_fitted("popularity_")
-        idx, val = topk(self.popularity_[None, :].astype(np.float64), k)
+        from recsys.models.ranking import static_order, topk_static
+
+        pop = self.popularity_.astype(np.float64)
+        idx, val = topk_static(static_order(pop), pop, k)
         return np.repeat(idx, n, axis=0), np.repeat(val, n, axis=0)
 
     def similar(self, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field
 
 from recsys.models.base import ModelConfig, Recommender
@@ -66,6 +67,38 @@ class PopularityRecommender(Recommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(user_idx), len(self.scores_))).copy()
+
+    def _order(self) -> np.ndarray:
+        """Items by (score desc, index asc), computed once per fitted/loaded `scores_`."""
+        from recsys.models.ranking import static_order
+
+        cached = getattr(self, "_order_cache", None)
+        if cached is None or cached[0] is not self.scores_:
+            cached = (self.scores_, static_order(self.scores_))
+            self._order_cache = cached
+        return cached[1]
+
+    def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The popularity ranking minus each user's training items: O(users x k), no dense score matrix."""
+        from recsys.models.ranking import topk_static
+
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        self._check_fitted("scores_")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
+            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+        exclude = self.seen_[user_idx] if exclude_seen else sp.csr_matrix((len(user_idx), len(self.scores_)))
+        return topk_static(self._order(), self.scores_, k, exclude)
+
+    def recommend_history(self, history, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        from recsys.models.ranking import topk_static
+
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        history = self.check_history(history)
+        exclude = history if exclude_seen else sp.csr_matrix(history.shape)
+        return topk_static(self._order(), self.scores_, k, exclude)
 
     def score_history(self, history) -> np.ndarray:
         """The popularity ranking for anyone (the history only removes items already had)."""

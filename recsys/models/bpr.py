@@ -62,7 +62,9 @@ class BPR(ImplicitRecommender):
             self.estimator_ = None
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_factors_[user_idx].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
+        from recsys.models.ranking import factor_scores
+
+        return factor_scores(self.user_factors_[user_idx], self.item_factors_)
 
     def similar(self, item_idx: np.ndarray, k: int):
         if k <= 0:

@@ -157,3 +157,31 @@ def test_fallback_is_most_popular_by_distinct_users_with_ties_by_item_id() -> No
     # and a known user's list drops their own items, ties still by id
     items, _ = model.recommend(data.users.index(["u5"]), 3)
     assert list(data.items.id(items[0])) == ["b", "d", "c"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_popularity_lists_without_dense_scores_match_a_per_user_sort(seed) -> None:
+    """The O(users x K) path (one shared order, each user's items skipped) against a per-user Python sort of
+    the whole catalogue by (-distinct users, item index), heavy users included (more seen items than K)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 80, 25
+    rows = [(f"u{u:02d}", f"i{j:02d}", 0, 1.0) for u in range(n_users)
+            for j in rng.choice(n_items, size=int(rng.integers(1, 24 if u % 10 == 0 else 5)), replace=False)]
+    train = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "weight"]).assign(event="view")
+    data = TrainData.build(train)
+    model = create("popularity").fit(data)
+    items_of: dict[str, set[str]] = {}
+    for user, item in zip(train["user_id"], train["item_id"]):
+        items_of.setdefault(user, set()).add(item)
+    count = {i: sum(i in s for s in items_of.values()) for i in set(train["item_id"])}
+    for k in (1, 5, n_items):
+        idx, scores = model.recommend(np.arange(data.n_users), k)
+        for row, user in enumerate(data.users.id(np.arange(data.n_users))):
+            want = sorted((i for i in count if i not in items_of[user]), key=lambda i: (-count[i], i))[:k]
+            got = [data.items.id(np.array([j]))[0] for j in idx[row] if j >= 0]
+            assert got == want, (user, k)
+            assert scores[row, :len(want)].tolist() == [float(count[i]) for i in want]
+            assert (idx[row, len(want):] == -1).all() and (scores[row, len(want):] == -np.inf).all()
+        # a history given at serving time is excluded the same way
+        hist_idx, _ = model.recommend_history(data.matrix[:7], k)
+        np.testing.assert_array_equal(hist_idx, idx[:7])

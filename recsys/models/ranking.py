@@ -1,0 +1,176 @@
+"""The ranking kernel: exact top-K per row of a score matrix, on every core, the excluded items filtered inside.
+
+Selection runs in FAISS' OpenMP heap kernel (float32, one heap per row, rows in parallel); a short exact pass on the
+K+1 candidates then orders them by (score desc, item index asc) and repairs the rare rows whose K-th and (K+1)-th
+values tie, from the full row. So the result never depends on the kernel's own tie handling or the thread count:
+ties are broken by the lower item index, exactly, and float64 scores are ranked by their float64 values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+from typing import Any, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@lru_cache(maxsize=1)
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def thread_limit(num_threads: int) -> Iterator[None]:
+    """Inside the block, BLAS and OpenMP (FAISS) use at most `num_threads` threads (0 = leave as is).
+
+    The limit is set around the call only and restored after it; nothing is limited process-wide.
+    """
+    if num_threads <= 0:
+        yield
+        return
+    from recsys.models.faiss_index import threads
+
+    with _controller().limit(limits=num_threads, user_api="blas"), threads(num_threads):
+        yield
+
+
+def exclude_inplace(scores: np.ndarray, exclude: sp.csr_matrix) -> None:
+    """Set scores[r, j] = -inf for every stored (r, j) of `exclude` (rows aligned with `scores`)."""
+    if exclude.shape[0] != scores.shape[0]:
+        raise ValueError(f"exclude has {exclude.shape[0]} rows but scores has {scores.shape[0]}")
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    scores[rows, exclude.indices] = -np.inf
+
+
+def _select(scores32: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS min-heap top-k per row (values float32, ids int64); -inf/NaN never chosen (padding: -1, -inf)."""
+    import faiss
+
+    n = scores32.shape[0]
+    ids = np.empty((n, k), dtype=np.int64)
+    vals = np.empty((n, k), dtype=np.float32)
+    heap = faiss.float_minheap_array_t()
+    heap.ids, heap.val, heap.nh, heap.k = faiss.swig_ptr(ids), faiss.swig_ptr(vals), n, k
+    heap.heapify()
+    heap.addn(scores32.shape[1], faiss.swig_ptr(scores32))
+    return vals, ids
+
+
+def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+         num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k per row of a dense score matrix, best first; ties broken by the lower column index (exactly).
+
+    scores: (n, m) float32 or float64 (float64 is ranked by its float64 values); overwritten where `exclude` has
+    entries. exclude: optional (n, m) CSR, items set to -inf before ranking (the user's training items).
+    num_threads: threads for the selection (0 = all cores); the result is the same for every value.
+    Returns (indices (n, k) int64, scores (n, k) in the input dtype). Entries of -inf or NaN are never chosen;
+    rows with fewer than k such scores are padded with index -1 and score -inf.
+    """
+    scores = np.asarray(scores)
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    n, m = scores.shape
+    k = min(k, m)
+    if k <= 0 or n == 0:
+        return np.empty((n, 0), np.int64), np.empty((n, 0), scores.dtype)
+    if exclude is not None:
+        exclude_inplace(scores, sp.csr_matrix(exclude))
+    s32 = np.ascontiguousarray(scores, dtype=np.float32)  # NaN never enters a heap (every comparison is false)
+    kk = k + 1 if k < m else k
+    with thread_limit(num_threads):
+        v32, idx = _select(s32, kk)
+    rows = np.arange(n)[:, None]
+    valid = idx >= 0
+    val = np.where(valid, scores[rows, np.maximum(idx, 0)], -np.inf).astype(scores.dtype)
+    order = np.lexsort((np.where(valid, idx, m), -val), axis=1)
+    idx, val = np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
+    v32 = np.take_along_axis(v32, order, axis=1)  # float32 values in the same order (non-increasing)
+    if kk > k:
+        # exact when the K-th and (K+1)-th float32 values differ; otherwise re-rank that row's float32 tie at K
+        bad = np.flatnonzero((v32[:, k - 1] == v32[:, k]) & np.isfinite(v32[:, k - 1]))
+        idx, val = idx[:, :k].copy(), val[:, :k].copy()
+        if len(bad):
+            _repair(scores, s32, idx, val, v32, bad, k)
+    return idx, val
+
+
+def _repair(scores: np.ndarray, s32: np.ndarray, idx: np.ndarray, val: np.ndarray, v32: np.ndarray,
+            bad: np.ndarray, k: int) -> None:
+    """Rows `bad` whose float32 value t at rank K is shared beyond rank K: the `need` slots holding t are refilled
+    with the best items of value t in the full row, by (original score desc, index asc)."""
+    t = v32[bad, k - 1]
+    above = (v32[bad, :k] > t[:, None]).sum(axis=1)
+    need = k - above
+    for lo in range(0, len(bad), 256):  # bounded memory: 256 rows x m booleans at a time
+        b, tb, ab, nb = bad[lo:lo + 256], t[lo:lo + 256], above[lo:lo + 256], need[lo:lo + 256]
+        rr, cc = np.nonzero(s32[b] == tb[:, None])
+        sv = scores[b[rr], cc]
+        order = np.lexsort((cc, -sv, rr))
+        rr, cc, sv = rr[order], cc[order], sv[order]
+        start = np.searchsorted(rr, np.arange(len(b)))
+        rank = np.arange(len(rr)) - start[rr]
+        keep = rank < nb[rr]
+        rr, cc, sv, rank = rr[keep], cc[keep], sv[keep], rank[keep]
+        idx[b[rr], ab[rr] + rank] = cc
+        val[b[rr], ab[rr] + rank] = sv
+
+
+def factor_scores(user_vectors: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
+    """float32 scores user_vectors @ item_vectors.T (sgemm on every core), bit-identical whatever the batch.
+
+    A one-row product would take BLAS' matrix-vector path, which rounds differently from the matrix-matrix path
+    every larger batch takes: a single row is computed as a two-row batch, so one user's scores never depend on
+    which users are scored with it (nor on the thread count: gemm splits rows and columns, never the sum).
+    """
+    u = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    v = np.asarray(item_vectors, dtype=np.float32)
+    if u.shape[0] == 1:
+        return (np.repeat(u, 2, axis=0) @ v.T)[:1]
+    return u @ v.T
+
+
+def static_order(values: np.ndarray) -> np.ndarray:
+    """Item indices by (value desc, index asc): the one ranking a non-personalised model gives everybody."""
+    values = np.asarray(values)
+    return np.lexsort((np.arange(len(values)), -values)).astype(np.int64)
+
+
+def topk_static(order: np.ndarray, values: np.ndarray, k: int,
+                exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of one shared ranking `order` for each row of `exclude`, its items removed: O(n*k + nnz), no
+    dense (n, m) scores. Same answer as `topk` over `values` repeated per row (ties by lower index).
+
+    The j-th item a user keeps sits at position q_j = j + #{seen positions p_i with p_i - i <= j} of `order`
+    (p sorted: p_i - i is how many kept items precede the i-th seen one), so one searchsorted answers every slot.
+    """
+    m = len(order)
+    n = exclude.shape[0] if exclude is not None else 1
+    k = min(k, m)
+    slots = np.arange(k, dtype=np.int64)
+    if exclude is None or exclude.nnz == 0:
+        q = np.broadcast_to(slots, (n, k)).copy()
+    else:
+        exclude = sp.csr_matrix(exclude)
+        if not exclude.has_canonical_format:
+            exclude = exclude.copy()
+            exclude.sum_duplicates()
+        rank_of = np.empty(m, dtype=np.int64)
+        rank_of[order] = np.arange(m)
+        counts = np.diff(exclude.indptr)
+        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+        pos = rank_of[exclude.indices]
+        srt = np.lexsort((pos, rows))
+        pos, rows = pos[srt], rows[srt]
+        within = np.arange(len(pos)) - exclude.indptr[rows]
+        stride = m + 1
+        gaps = rows * stride + (pos - within)  # sorted: rows ascending, gaps non-decreasing within a row
+        queries = (np.arange(n, dtype=np.int64)[:, None] * stride + slots[None, :])
+        q = slots[None, :] + (np.searchsorted(gaps, queries, side="right") - exclude.indptr[:-1, None])
+    valid = q < m
+    idx = np.where(valid, order[np.minimum(q, m - 1)], -1)
+    val = np.where(valid, np.asarray(values)[np.maximum(idx, 0)], -np.inf)
+    return idx.astype(np.int64), val
