@@ -186,6 +186,11 @@ class MetricsConfig(StrictModel):
     k: list[int] = Field(default_factory=lambda: [10], min_length=1)
     primary: str = "ndcg_at_10"
     batch_size: int = Field(2048, gt=0, description="users scored per batch in evaluation")
+    max_batch_mb: float | None = Field(None, gt=0, description="cap (MiB) on the dense score buffer of one "
+                                       "evaluation batch; the batch then holds at most max_batch_mb / (n_items x 12 "
+                                       "bytes) users (float64 scores + their float32 copy), never more than batch_size")
+    max_users: int | None = Field(None, gt=0, description="evaluate a seeded sample of this many test users (each "
+                                  "still ranked over all items); logged as param evaluation.users_sampled")
 
     @field_validator("k")
     @classmethod

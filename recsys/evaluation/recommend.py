@@ -71,6 +71,30 @@ def build_target(data: TrainData, test: pd.DataFrame, unknown_users: str = "drop
                       test_rows=test[["user_id", "item_id", "timestamp"]], info=info)
 
 
+def sample_target(target: EvalTarget, max_users: int, seed: int) -> EvalTarget:
+    """A seeded sample of `max_users` evaluated users (all of them when there are no more): same rows of
+    `relevant`/`n_relevant`, their test interactions, user order kept. info gains users_total / users_sampled."""
+    n = len(target.user_ids)
+    if max_users <= 0:
+        raise ValueError(f"max_users must be > 0, but got max_users={max_users}")
+    if n <= max_users:
+        return target
+    keep = np.sort(np.random.default_rng(seed).choice(n, size=max_users, replace=False))
+    rows = target.test_rows[target.test_rows["user_id"].isin(target.user_ids[keep])].reset_index(drop=True)
+    info = {**target.info, "users_total": int(n), "users_sampled": int(max_users),
+            "users": int(max_users), "users_fallback": int((target.user_idx[keep] < 0).sum())}
+    return EvalTarget(user_ids=target.user_ids[keep], user_idx=target.user_idx[keep],
+                      relevant=target.relevant[keep], n_relevant=target.n_relevant[keep], test_rows=rows, info=info)
+
+
+def batch_rows(batch_size: int, n_items: int, max_batch_mb: float | None) -> int:
+    """Users per evaluation batch: `batch_size`, lowered so the dense scores (float64 plus the kernel's float32
+    copy: 12 bytes per user x item) stay within `max_batch_mb` MiB; at least one user."""
+    if max_batch_mb is None:
+        return batch_size
+    return max(1, min(batch_size, int(max_batch_mb * 2**20 // (12 * max(n_items, 1)))))
+
+
 @dataclass
 class EvalResult:
     metrics: dict[str, float]
@@ -80,8 +104,12 @@ class EvalResult:
 
 
 def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[int], batch_size: int = 2048,
-                         store_lists: bool = True, desc: str = "evaluate") -> EvalResult:
+                         store_lists: bool = True, desc: str = "evaluate",
+                         max_batch_mb: float | None = None) -> EvalResult:
+    """Rank every item for every evaluated user (batches of `batch_size` users, fewer when `max_batch_mb` caps
+    the score buffer; the numbers never depend on the batch size) and score the lists."""
     kmax = max(ks)
+    batch_size = batch_rows(batch_size, data.n_items, max_batch_mb)
     n = len(target.user_ids)
     ranked = np.full((n, kmax), -1, dtype=np.int64)
     scores = np.full((n, kmax), -np.inf)

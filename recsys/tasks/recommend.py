@@ -15,9 +15,11 @@ from recsys.data import Split, TrainData, describe, load_dataset, split_dataset,
 from recsys.data.split import split_folds
 from recsys.data.tables import INTERACTION_COLUMNS, frame_fingerprint
 from recsys.evaluation.plots import plot_recommend_diagnostics, plot_slices
-from recsys.evaluation.recommend import EvalTarget, build_target, evaluate_recommender, metric_names
+from recsys.evaluation.recommend import (EvalTarget, build_target, evaluate_recommender, metric_names,
+                                         sample_target)
 from recsys.evaluation.slices import activity_slice, head_items, popularity_recall, slice_metrics, user_slices
 from recsys.logging import get_logger
+from recsys.random import derive_seed
 from recsys.models.base import ProgressCallback
 from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
 
@@ -56,11 +58,14 @@ class RecommendTask(Task):
                  items: pd.DataFrame, is_validation: bool = False) -> TaskContext:
         data = TrainData.build(split.train, items)
         split.audit.update(catalog_audit(split.test, data))
-        target = build_target(data, split.test, cfg.split.unknown_users, cfg.split.unknown_items)
+        target = self._target(cfg, data, split.test)
         params = {**flatten(cfg.data.model_dump(mode="json"), "data."), **flatten(cfg.split.model_dump(mode="json"), "split.")}
         params = {k: v for k, v in params.items() if not k.startswith(_other_sources(cfg.data.source))}
         ctx = TaskContext(cfg=cfg, dataset_name=name, fingerprint=fingerprint, split_fingerprint=split.fingerprint(),
                           params=params, is_validation=is_validation)
+        if "users_sampled" in target.info:
+            params.update({"evaluation.users_total": target.info["users_total"],
+                           "evaluation.users_sampled": target.info["users_sampled"]})
         ctx.state.update(split=split, data=data, target=target, items=items)
         ctx.parent_artifacts["data/test_interactions.parquet"] = target.test_rows.reset_index(drop=True)
         ctx.inputs = [(name, split.train[INTERACTION_COLUMNS], "training"),
@@ -69,14 +74,23 @@ class RecommendTask(Task):
                   int((target.user_idx < 0).sum()), data.n_items)
         return ctx
 
+    @staticmethod
+    def _target(cfg: ExperimentConfig, data: TrainData, test: pd.DataFrame) -> EvalTarget:
+        """The evaluated users and their relevant items; a seeded sample of them under `metrics.max_users`."""
+        target = build_target(data, test, cfg.split.unknown_users, cfg.split.unknown_items)
+        if cfg.metrics.max_users is not None and len(target.user_ids) > cfg.metrics.max_users:
+            n = len(target.user_ids)
+            target = sample_target(target, cfg.metrics.max_users, derive_seed(cfg.seed, "metrics.max_users"))
+            _log.info("metrics.max_users: evaluating a seeded sample of %d of %d users", len(target.user_ids), n)
+        return target
+
     def _add_folds(self, ctx: TaskContext, folds: list[Split], common_train: pd.DataFrame, items: pd.DataFrame) -> None:
         """Evaluation state per fold; tuning (validation_context) sees only the training part common to all folds."""
         cfg = ctx.cfg
         states = [{k: ctx.state[k] for k in ("split", "data", "target")}]
         for fold in folds[1:]:
             data = TrainData.build(fold.train, items)
-            states.append({"split": fold, "data": data, "target": build_target(
-                data, fold.test, cfg.split.unknown_users, cfg.split.unknown_items)})
+            states.append({"split": fold, "data": data, "target": self._target(cfg, data, fold.test)})
         for j, (fold, state) in enumerate(zip(folds, states)):
             _log.info("fold %d: %d train / %d test rows, %d evaluated users", j, len(fold.train), len(fold.test),
                       len(state["target"].user_ids))
@@ -115,7 +129,7 @@ class RecommendTask(Task):
         model, fit_s = self.fit(entry, data, callback)
         t1 = time.perf_counter()
         res = evaluate_recommender(model, data, target, cfg.metrics.k, cfg.metrics.batch_size,
-                                   store_lists=store, desc=entry.run_name)
+                                   store_lists=store, desc=entry.run_name, max_batch_mb=cfg.metrics.max_batch_mb)
         eval_s = time.perf_counter() - t1
         _log.info("%-12s %s=%.4g (fit %.1fs, evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
                   res.metrics.get(cfg.metrics.primary, float("nan")), fit_s, eval_s)

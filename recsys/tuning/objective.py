@@ -52,7 +52,8 @@ def epoch_scorer(task: Task, vctx: TaskContext, metric: str) -> Callable[[Any], 
 
     def score(model: Any) -> float:
         res = evaluate_recommender(model, vctx.state["data"], vctx.state["target"], cfg.metrics.k,
-                                   cfg.metrics.batch_size, store_lists=False, desc="epoch")
+                                   cfg.metrics.batch_size, store_lists=False, desc="epoch",
+                                   max_batch_mb=cfg.metrics.max_batch_mb)
         return float(res.metrics[metric])
 
     return score
