@@ -9,8 +9,9 @@ ties are broken by the lower item index, exactly, and float64 scores are ranked 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp

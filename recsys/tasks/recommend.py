@@ -15,12 +15,11 @@ from recsys.data import Split, TrainData, describe, load_dataset, split_dataset,
 from recsys.data.split import split_folds
 from recsys.data.tables import INTERACTION_COLUMNS, frame_fingerprint
 from recsys.evaluation.plots import plot_recommend_diagnostics, plot_slices
-from recsys.evaluation.recommend import (EvalTarget, build_target, evaluate_recommender, metric_names,
-                                         sample_target)
+from recsys.evaluation.recommend import EvalTarget, build_target, evaluate_recommender, metric_names, sample_target
 from recsys.evaluation.slices import activity_slice, head_items, popularity_recall, slice_metrics, user_slices
 from recsys.logging import get_logger
-from recsys.random import derive_seed
 from recsys.models.base import ProgressCallback
+from recsys.random import derive_seed
 from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
 
 _log = get_logger(__name__)
