@@ -67,11 +67,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from recsys.config import load_config
     from recsys.data import describe, load_dataset, split_dataset
+    from recsys.data.stats import describe_text, feasibility
 
     cfg = load_config(args.config, _overrides(args))
     ds = load_dataset(cfg.data, cfg.seed)
     split = split_dataset(ds, cfg.split, cfg.seed)
-    print(json.dumps(describe(ds.all_interactions, split), indent=2, default=str))
+    stats = describe(ds.all_interactions, split)
+    verdict = feasibility(stats)
+    if args.json:
+        print(json.dumps({**stats, "feasibility": verdict}, indent=2, default=str))  # full precision
+    else:
+        print(describe_text(stats, verdict))
     return 0
 
 
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="data utilities").add_subparsers(dest="data_command", required=True)
     d = data.add_parser("describe", help="statistics that tell whether collaborative filtering is feasible")
     _add_config_args(d)
+    d.add_argument("--json", action="store_true", help="print the raw numbers and the verdict as JSON (full precision)")
     d.set_defaults(func=cmd_describe)
     ld = data.add_parser("load", help="create indexed database tables from CSV/Parquet files (data.source: sql)")
     ld.add_argument("files", nargs="+", help="CSV or Parquet files; one table each, named after the file")

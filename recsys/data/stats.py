@@ -43,17 +43,29 @@ def describe(interactions: pd.DataFrame, split: Split | None = None) -> dict:
     return stats
 
 
-# thresholds of the feasibility verdict (shares in [0, 1])
-ONE_TIME_HIGH = 0.8  # above: most users have no history to learn from
-RETENTION_LOW = 0.05  # below: few training users come back in the test period
-COLD_HIGH = 0.5  # above: most test users (or items) are unknown to training
+# thresholds of the feasibility verdict (shares in [0, 1]); each reason states the ones it was judged by
+ONE_TIME_HIGH = 0.8  # above: most users have no history to learn from (not feasible); above half of it: caveat
+RETENTION_LOW = 0.05  # below: few training users come back in the test period (caveat); below a fifth: not feasible
+COLD_HIGH = 0.5  # above: most test users are unknown to training (not feasible); above half of it: caveat
+THRESHOLDS = {
+    "one_time_user_share": {"not_feasible_above": ONE_TIME_HIGH, "caveat_above": ONE_TIME_HIGH / 2},
+    "retention_train_to_test": {"not_feasible_below": RETENTION_LOW / 5, "caveat_below": RETENTION_LOW},
+    "cold_user_share": {"not_feasible_above": COLD_HIGH, "caveat_above": COLD_HIGH / 2},
+    "cold_item_share": {"caveat_above": COLD_HIGH / 2},
+}
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.4g}%"
 
 
 def feasibility(stats: dict) -> dict:
     """Is collaborative filtering feasible here? A verdict from one-time share, retention and cold share.
 
-    Returns {"verdict": "feasible" | "feasible with caveats" | "not feasible", "feasible": bool,
-    "reasons": [sentences], "numbers": {name: value}}; missing statistics are skipped, never guessed.
+    `stats` is `describe` output. Returns {"verdict": "feasible" | "feasible with caveats" | "not feasible",
+    "feasible": bool, "reasons": [sentences, problems first, each with its thresholds], "numbers": {name: value},
+    "thresholds": THRESHOLDS}; missing statistics are skipped, never guessed. `recsys data describe` and
+    report.html both show this one verdict.
     """
     split = stats.get("split") or {}
     numbers: dict[str, float] = {}
@@ -65,38 +77,44 @@ def feasibility(stats: dict) -> dict:
         numbers["cold_user_share"] = 1.0 - float(split["test_users_seen_in_train"])
     if "test_items_unseen_in_train" in split:
         numbers["cold_item_share"] = float(split["test_items_unseen_in_train"])
-    problems, caveats, fine = [], [], []
+    problems: list[str] = []
+    caveats: list[str] = []
+    fine: list[str] = []
 
-    def pct(v: float) -> str:
-        return f"{v * 100:.4g}%"
+    def judge(bad: bool, caveat: bool, text: str, why: str, rule: str) -> None:
+        (problems if bad else caveats if caveat else fine).append(
+            f"{text}{f' ({why})' if (bad or caveat) and why else ''} [{rule}]")
 
     ot = numbers.get("one_time_user_share")
     if ot is not None:
-        (problems if ot > ONE_TIME_HIGH else caveats if ot > ONE_TIME_HIGH / 2 else fine).append(
-            f"one-time users: {pct(ot)} of users have a single interaction"
-            + (" (most users have no history to learn from; an engagement or popularity baseline is the floor)"
-               if ot > ONE_TIME_HIGH else ""))
+        judge(ot > ONE_TIME_HIGH, ot > ONE_TIME_HIGH / 2,
+              f"one-time users: {_pct(ot)} of users have a single interaction",
+              "many users have no history to learn from; an engagement or popularity baseline is the floor",
+              f"not feasible above {_pct(ONE_TIME_HIGH)}, caveat above {_pct(ONE_TIME_HIGH / 2)}")
     ret = numbers.get("retention_train_to_test")
     if ret is not None:
-        (problems if ret < RETENTION_LOW / 5 else caveats if ret < RETENTION_LOW else fine).append(
-            f"retention: {pct(ret)} of training users come back in the test period"
-            + (" (the evaluated users are a small engaged minority)" if ret < RETENTION_LOW else ""))
+        judge(ret < RETENTION_LOW / 5, ret < RETENTION_LOW,
+              f"retention: {_pct(ret)} of training users come back in the test period",
+              "the evaluated users are a small engaged minority",
+              f"not feasible below {_pct(RETENTION_LOW / 5)}, caveat below {_pct(RETENTION_LOW)}")
     cold = numbers.get("cold_user_share")
     if cold is not None:
-        (problems if cold > COLD_HIGH else caveats if cold > COLD_HIGH / 2 else fine).append(
-            f"cold users: {pct(cold)} of test users are unknown to training"
-            + (" (served by the fallback only)" if cold > COLD_HIGH / 2 else ""))
+        judge(cold > COLD_HIGH, cold > COLD_HIGH / 2,
+              f"cold users: {_pct(cold)} of test users are unknown to training", "served by the fallback only",
+              f"not feasible above {_pct(COLD_HIGH)}, caveat above {_pct(COLD_HIGH / 2)}")
     cold_items = numbers.get("cold_item_share")
     if cold_items is not None:
-        (caveats if cold_items > COLD_HIGH / 2 else fine).append(
-            f"cold items: {pct(cold_items)} of test items are new (only content models can recommend them)")
+        judge(False, cold_items > COLD_HIGH / 2,
+              f"cold items: {_pct(cold_items)} of test items are new to training",
+              "only content models can recommend them", f"caveat above {_pct(COLD_HIGH / 2)}")
     if problems:
         verdict = "not feasible"
     elif caveats:
         verdict = "feasible with caveats"
     else:
         verdict = "feasible"
-    return {"verdict": verdict, "feasible": not problems, "reasons": problems + caveats + fine, "numbers": numbers}
+    return {"verdict": verdict, "feasible": not problems, "reasons": problems + caveats + fine, "numbers": numbers,
+            "thresholds": THRESHOLDS}
 
 
 def describe_text(stats: dict, verdict: dict | None = None) -> str:
@@ -110,7 +128,7 @@ def describe_text(stats: dict, verdict: dict | None = None) -> str:
             return f"{v:,}"
         return str(v)
 
-    lines = [f"collaborative filtering: {verdict['verdict'].upper()}"]
+    lines = [f"is collaborative filtering feasible here? {verdict['verdict'].upper()}"]
     lines += [f"  - {r}" for r in verdict["reasons"]]
     lines.append("")
     lines.append(f"users {g(stats.get('users'))}, items {g(stats.get('items'))}, interactions "

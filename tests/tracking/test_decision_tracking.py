@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from recsys.data.stats import feasibility
 from recsys.experiment import run_experiment
 from recsys.tracking import MlflowTracker
 
@@ -117,6 +119,11 @@ def test_parent_has_report_and_decision_artifacts(tracked, tmp_path):
         html = f.read()
     assert "[95% CI]" in html and "data:image/png;base64," in html and "Verdict" in html
     assert "<script" not in html and "src=\"http" not in html  # self-contained
+    # the data diagnostics carry the verdict of `recsys data describe` (one function computes both)
+    verdict = feasibility(result.context.stats)
+    assert f"Verdict: {verdict['verdict']}</b>" in html
+    assert verdict["reasons"] and all(escape(r) in html for r in verdict["reasons"])
+    assert "one-time users" in html and "retention" in html and "cold users" in html
     with open(client.download_artifacts(parent.info.run_id, "decision.json", str(tmp_path))) as f:
         decision = json.load(f)
     assert decision["selected"] == parent.data.tags["best_model"]
