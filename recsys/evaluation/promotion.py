@@ -178,7 +178,7 @@ def compare(challenger: Evidence, reference: Evidence, primary: str, direction: 
                 significance = {**res.to_dict(), "alpha": s.alpha, "metric": metric}
                 ok = res.n >= s.min_users and res.p_value < s.alpha
                 why = (f"only {res.n} paired users (< min_users {s.min_users})" if res.n < s.min_users else
-                       f"{s.test} p={res.p_value:.3g} {'<' if res.p_value < s.alpha else '>='} alpha {s.alpha} "
+                       f"{s.test} p={res.p_value:.4g} {'<' if res.p_value < s.alpha else '>='} alpha {s.alpha} "
                        f"on {res.n} paired users")
                 checks.append(Check("significance", ok, metric, res.mean_a, res.mean_b, s.alpha, why))
     return checks, significance

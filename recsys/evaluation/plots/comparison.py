@@ -19,10 +19,21 @@ def highlighted(models: pd.Index, values: np.ndarray, metric: str, selected: str
 
 
 def plot_comparison(df: pd.DataFrame, metric: str, path: Path, selected: str | None = None) -> None:
+    """Write `comparison_figure` as a PNG to `path`."""
+    import matplotlib.pyplot as plt
+
+    fig = comparison_figure(df, metric, selected)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def comparison_figure(df: pd.DataFrame, metric: str, selected: str | None = None):
     """Small multiples: one horizontal bar chart per metric (each on its own scale), the selection metric first.
 
-    `<metric>_ci_low/_ci_high` columns become error bars; models with `tied_with_best` are hatched and marked.
-    The selected model is highlighted; without one, the best value of the selection metric in its direction.
+    `df`: one row per model (index = label), metric columns, optional `<metric>_ci_low/_ci_high` and a boolean
+    `tied_with_best`. Intervals become error bars; tied models are hatched and labelled "(tied)". The selected
+    model is highlighted; without one, the best value of the selection metric in its direction. Returns the
+    matplotlib Figure (the caller closes it).
     """
     import matplotlib
 
@@ -73,5 +84,4 @@ def plot_comparison(df: pd.DataFrame, metric: str, path: Path, selected: str | N
     for ax in axes.ravel()[len(cols):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

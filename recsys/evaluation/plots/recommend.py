@@ -25,7 +25,7 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         fig, ax = plt.subplots(figsize=(6, 3.5))
         values = per_user[metric].to_numpy()
         ax.hist(values, bins=30, color="#3b6ea5")
-        ax.axvline(values.mean(), color="#c0392b", linestyle="--", label=f"mean {values.mean():.4f}")
+        ax.axvline(values.mean(), color="#c0392b", linestyle="--", label=f"mean {values.mean():.4g}")
         ax.set_xlabel(metric)
         ax.set_ylabel("users")
         ax.set_title(f"per-user {metric} ({(values == 0).mean():.0%} of users at 0)")
