@@ -14,7 +14,8 @@ from recsys.models.catalog import register
 
 @register
 class RandomRecommender(Recommender):
-    """Uniformly random scores; deterministic per (random_state, user)."""
+    """A uniformly random ranking per user, deterministic per (random_state, user), in O(users x K)
+    (see `recsys.models.ranking.random_ranking`)."""
 
     name = "random"
     tasks = ("recommend", "audience")
@@ -26,11 +27,29 @@ class RandomRecommender(Recommender):
         pass
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        """Dense scores whose top-k is `recommend`'s list: 1 / (1 + first draw) per item, 0 if never drawn."""
+        from recsys.models.ranking import random_ranking
+
         n_items = self.seen_.shape[1]
-        out = np.empty((len(user_idx), n_items))
-        for row, u in enumerate(user_idx):
-            out[row] = np.random.default_rng([self.config.random_state, int(u)]).random(n_items)
+        idx, val = random_ranking(self.config.random_state, user_idx, n_items, n_items)
+        out = np.zeros((len(user_idx), n_items))
+        rows = np.repeat(np.arange(len(user_idx)), n_items).reshape(idx.shape)
+        out[rows[idx >= 0], idx[idx >= 0]] = val[idx >= 0]
         return out
+
+    def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """k random unseen items per user, best first: O(users x k), no dense score matrix."""
+        from recsys.models.ranking import random_ranking
+
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        self._check_fitted("seen_")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        n_users, n_items = self.seen_.shape
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= n_users):
+            raise IndexError(f"user indices must be in [0, {n_users}), got {user_idx.min()}..{user_idx.max()}")
+        exclude = self.seen_[user_idx] if exclude_seen else None
+        return random_ranking(self.config.random_state, user_idx, k, n_items, exclude)
 
     def audience_covers(self, item_idx: np.ndarray) -> np.ndarray:
         """A random audience needs no history: every product is answered."""

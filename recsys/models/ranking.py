@@ -175,3 +175,87 @@ def topk_static(order: np.ndarray, values: np.ndarray, k: int,
     idx = np.where(valid, order[np.minimum(q, m - 1)], -1)
     val = np.where(valid, np.asarray(values)[np.maximum(idx, 0)], -np.inf)
     return idx.astype(np.int64), val
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a counter-based hash, the same everywhere."""
+    with np.errstate(over="ignore"):
+        x = x + _GOLDEN
+        x = (x ^ (x >> np.uint64(30))) * _MIX1
+        x = (x ^ (x >> np.uint64(27))) * _MIX2
+        return x ^ (x >> np.uint64(31))
+
+
+def _draws(key: np.ndarray, start: int, stop: int, m: int) -> np.ndarray:
+    """Items drawn uniformly with replacement, draws start..stop-1 of each row's stream `key` (n,) -> (n, T)."""
+    t = np.arange(start, stop, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = _splitmix(key[:, None] * _MIX1 + t[None, :])
+    return ((x >> np.uint64(32)) * np.uint64(m) >> np.uint64(32)).astype(np.int64)
+
+
+def random_ranking(seed: int, users: np.ndarray, k: int, m: int,
+                   exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded uniformly random ranking per user, in O(users x k): no dense (users, m) scores.
+
+    User u's ranking is the order in which items first appear in u's stream of uniform draws (a counter-based
+    hash of (seed, u, t), so it does not depend on the batch); its excluded items are skipped; the rare items
+    not drawn within 8 m draws follow in index order. Sampling with replacement and skipping repeats gives a
+    uniformly random order of the remaining items. Score of an item = 1 / (1 + index of its first draw), 0 for
+    the never-drawn ones: descending along the list, and `topk` over these scores gives the same lists.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    n, k = len(users), min(k, m)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    val = np.full((n, k), -np.inf)
+    if n == 0 or k == 0:
+        return idx, val
+    with np.errstate(over="ignore"):
+        keys = _splitmix(np.uint64(seed % 2**64) ^ _splitmix(users.astype(np.uint64)))
+    if exclude is None:
+        exclude = sp.csr_matrix((n, m))
+    exclude = sp.csr_matrix(exclude)
+    if not exclude.has_canonical_format:
+        exclude = exclude.copy()
+        exclude.sum_duplicates()
+    n_seen = np.diff(exclude.indptr)
+    wanted = np.minimum(k, m - n_seen)  # a user who had every item gets an empty list
+    seen_keys = np.repeat(np.arange(n, dtype=np.int64), n_seen) * m + exclude.indices
+    cap = 8 * m
+    pending = np.flatnonzero(wanted > 0)
+    t_stop = min(cap, 2 * k + 16)
+    while len(pending):
+        d = _draws(keys[pending], 0, t_stop, m)
+        rows = np.arange(len(pending))[:, None]
+        order = np.argsort(d, axis=1, kind="stable")
+        sd = np.take_along_axis(d, order, axis=1)
+        new = np.ones_like(sd, dtype=bool)
+        new[:, 1:] = sd[:, 1:] != sd[:, :-1]
+        first = np.empty_like(new)
+        first[rows, order] = new
+        key = pending[:, None] * m + d
+        pos = np.minimum(np.searchsorted(seen_keys, key), max(len(seen_keys) - 1, 0))
+        is_seen = (seen_keys[pos] == key) if len(seen_keys) else np.zeros_like(first)
+        keep = first & ~is_seen
+        count = np.cumsum(keep, axis=1)
+        done = (count[:, -1] >= wanted[pending]) | (t_stop >= cap)
+        r, c = np.nonzero(keep & (count <= wanted[pending][:, None]) & done[:, None])
+        slot = count[r, c] - 1
+        idx[pending[r], slot] = d[r, c]
+        val[pending[r], slot] = 1.0 / (1.0 + c)
+        if t_stop >= cap:  # never drawn in 8 m draws: in index order, score 0
+            for j in np.flatnonzero(count[:, -1] < wanted[pending]):
+                u = pending[j]
+                banned = np.zeros(m, dtype=bool)
+                banned[exclude.indices[exclude.indptr[u]:exclude.indptr[u + 1]]] = True
+                banned[d[j][keep[j]]] = True
+                have = int(count[j, -1])
+                rest = np.flatnonzero(~banned)[: wanted[u] - have]
+                idx[u, have:have + len(rest)], val[u, have:have + len(rest)] = rest, 0.0
+            break
+        pending = pending[~done]
+        t_stop = min(cap, t_stop * 4)
+    return idx, val

@@ -102,3 +102,36 @@ def test_same_config_and_seed_give_identical_metrics_with_one_and_two_threads(ti
     assert min(m["ndcg_at_10"] for m in one.values()) > 0  # real rankings, not all padding
     for name in one_users:
         assert one_users[name].equals(two_users[name])
+
+
+def test_random_ranking_is_uniform_unseen_batch_independent_and_its_dense_scores_agree() -> None:
+    from scipy import stats
+
+    from recsys.models.ranking import random_ranking
+
+    rng = np.random.default_rng(3)
+    n, m, k = 400, 30, 8
+    exclude = sp.random(n, m, density=0.5, format="csr", random_state=3)
+    exclude[::50] = 1.0  # some users had every item: empty lists
+    exclude = sp.csr_matrix(exclude)
+    users = rng.permutation(10_000)[:n]
+    idx, val = random_ranking(11, users, k, m, exclude)
+    for r in range(n):
+        row = idx[r][idx[r] >= 0]
+        assert len(row) == min(k, m - exclude[r].nnz)  # full lists while unseen items remain, then -1
+        assert len(set(row.tolist())) == len(row) and not set(row.tolist()) & set(exclude[r].indices.tolist())
+        assert (np.diff(val[r][: len(row)]) < 0).all()
+        single = random_ranking(11, users[r:r + 1], k, m, exclude[r])
+        np.testing.assert_array_equal(single[0][0], idx[r])  # the batch does not matter
+    # the dense scores rank exactly like the list
+    full_idx, full_val = random_ranking(11, users, m, m)
+    dense = np.zeros((n, m))
+    np.put_along_axis(dense, full_idx, full_val, axis=1)
+    got, _ = topk(dense, k, exclude=exclude)
+    np.testing.assert_array_equal(got, idx)
+    # every position is uniform over the items (chi-square over 20k users, fixed seed: deterministic)
+    first3, _ = random_ranking(5, np.arange(20_000), 3, 12)
+    for pos in range(3):
+        counts = np.bincount(first3[:, pos], minlength=12)
+        assert stats.chisquare(counts).pvalue > 1e-3
+    assert random_ranking(5, np.arange(50), 3, 12)[0].tolist() != random_ranking(6, np.arange(50), 3, 12)[0].tolist()
