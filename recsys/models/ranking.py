@@ -162,13 +162,12 @@ def topk_static(order: np.ndarray, values: np.ndarray, k: int,
         rank_of = np.empty(m, dtype=np.int64)
         rank_of[order] = np.arange(m)
         counts = np.diff(exclude.indptr)
-        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-        pos = rank_of[exclude.indices]
-        srt = np.lexsort((pos, rows))
-        pos, rows = pos[srt], rows[srt]
-        within = np.arange(len(pos)) - exclude.indptr[rows]
         stride = m + 1
-        gaps = rows * stride + (pos - within)  # sorted: rows ascending, gaps non-decreasing within a row
+        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+        key = rows * stride + rank_of[exclude.indices]
+        key.sort()  # rows ascending, positions ascending within a row
+        within = np.arange(len(key)) - exclude.indptr[rows]
+        gaps = key - within  # row * stride + (p_i - i): sorted, since p_i - i never decreases within a row
         queries = (np.arange(n, dtype=np.int64)[:, None] * stride + slots[None, :])
         q = slots[None, :] + (np.searchsorted(gaps, queries, side="right") - exclude.indptr[:-1, None])
     valid = q < m
@@ -236,9 +235,11 @@ def random_ranking(seed: int, users: np.ndarray, k: int, m: int,
         new[:, 1:] = sd[:, 1:] != sd[:, :-1]
         first = np.empty_like(new)
         first[rows, order] = new
-        key = pending[:, None] * m + d
-        pos = np.minimum(np.searchsorted(seen_keys, key), max(len(seen_keys) - 1, 0))
-        is_seen = (seen_keys[pos] == key) if len(seen_keys) else np.zeros_like(first)
+        is_seen = np.zeros_like(first)
+        if len(seen_keys):
+            key = (pending[:, None] * m + sd).ravel()  # globally sorted: a cache-friendly search
+            pos = np.minimum(np.searchsorted(seen_keys, key), len(seen_keys) - 1)
+            is_seen[rows, order] = (seen_keys[pos] == key).reshape(sd.shape)
         keep = first & ~is_seen
         count = np.cumsum(keep, axis=1)
         done = (count[:, -1] >= wanted[pending]) | (t_stop >= cap)
