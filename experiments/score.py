@@ -3,8 +3,10 @@
 import sys
 
 from recsys.cli import main
+from recsys.faults import entry_point
 
 if __name__ == "__main__":
+    entry_point()  # under `mlflow run`: SIGTERM when mlflow dies (no orphan goes on to register a model)
     args = list(sys.argv[1:])
     if "--table" in args and args[args.index("--table") + 1:args.index("--table") + 2] == [""]:
         i = args.index("--table")

@@ -13,7 +13,6 @@ import json
 import sys
 from typing import Callable
 
-from recsys.errors import RecsysError
 from recsys.logging import configure, get_logger
 
 _log = get_logger(__name__)
@@ -151,17 +150,19 @@ def _command_plugins() -> list[Callable]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from recsys.faults import boundary
+
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.log_level)
-    try:
-        return int(args.func(args) or 0)
-    except RecsysError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    tracking = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    storage = getattr(args, "storage", None) or os.environ.get("RECSYS_OPTUNA_STORAGE")
+    if args.command == "tune" or getattr(args, "tune", False):
+        storage = storage or "sqlite:///optuna.db"
+    return boundary(lambda: int(args.func(args) or 0),
+                    {"MLflow tracking store": tracking, "Optuna storage": storage})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pandas as pd
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import BootstrapCache, Candidate, Decision, decide, metric_intervals
+from recsys.faults import checkpoint
 from recsys.logging import get_logger
 from recsys.random import derive_seed
 from recsys.tasks import ModelResult, Task, TaskContext, get_task
@@ -88,6 +89,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
                 raise ConfigError(f"split.folds={cfg.split.folds} is not supported by task {cfg.task!r} "
                                   "(repeated splits: task recommend); remove split.folds")
             ctx = task.prepare(cfg)
+            checkpoint("prepared")
             tracker.log_context(ctx)
             # one seeded set of resamples for the whole experiment: every model sees the same resampled users
             boot = BootstrapCache(cfg.evaluation.bootstrap, derive_seed(cfg.seed, "bootstrap"))
@@ -95,12 +97,14 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
             run_ids: dict[str, str] = {}
             for entry in cfg.models:
                 with tracker.model_run(entry, ctx) as run_id:
+                    checkpoint(f"model:{entry.run_name}")
                     final_entry = entry
                     if tuner is not None and tune_models and entry.run_name in tune_models:
                         final_entry = tuner(task, ctx, entry, tracker, run_id)
                     result = task.run_model(ctx, final_entry, root / entry.run_name)
                     result.metrics.update(metric_intervals(result.per_user, result.metrics, boot,
                                                            cfg.evaluation.confidence))
+                    checkpoint(f"fitted:{entry.run_name}")
                     tracker.log_model_result(run_id, result, ctx)
                 results.append(result)
                 if run_id:
@@ -115,6 +119,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
             tracker.log_decision(decision, results, comparison, run_ids, ctx)
             registry = {}
             if cfg.registry.enabled:
+                checkpoint("register")
                 registry = tracker.register_best(best, run_ids.get(best.entry.run_name), ctx) or {}
         return ExperimentResult(config=cfg, context=ctx, results=results, best=best, comparison=comparison,
                                 parent_run_id=parent_id, run_ids=run_ids, registry=registry, decision=decision)

@@ -51,7 +51,10 @@ class MlflowTracker:
     """Turns experiment events into MLflow runs. Every run that raises is closed as FAILED."""
 
     def __init__(self, tracking_uri: str | None = None, log_models: bool = True) -> None:
+        from recsys.tracking.store import check_tracking_store
+
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        check_tracking_store(self.tracking_uri)  # one clear line before any work; fresh SQLite schema under a lock
         mlflow.set_tracking_uri(self.tracking_uri)
         self.client = MlflowClient(self.tracking_uri)
         self.log_models = log_models
@@ -92,9 +95,10 @@ class MlflowTracker:
         mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=2), "config.json")
         try:
             yield self.parent_id
-        except BaseException:
-            self._close_open_children("FAILED")
-            mlflow.end_run("FAILED")
+        except BaseException as exc:
+            status = end_status(exc)
+            self._close_open_children(status)
+            mlflow.end_run(status)
             raise
         mlflow.end_run("FINISHED")
 
@@ -147,8 +151,8 @@ class MlflowTracker:
         self._log_inputs()
         try:
             yield run_id
-        except BaseException:
-            mlflow.end_run("FAILED")
+        except BaseException as exc:
+            mlflow.end_run(end_status(exc))
             raise
         mlflow.end_run("FINISHED")
 
@@ -276,6 +280,11 @@ class MlflowTracker:
     def _close_open_children(self, status: str) -> None:
         while (active := mlflow.active_run()) is not None and active.info.run_id != self.parent_id:
             mlflow.end_run(status)
+
+
+def end_status(exc: BaseException) -> str:
+    """KILLED for a signal (SIGTERM/SIGINT, see `recsys.faults.Interrupted`), FAILED for anything else."""
+    return "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
 
 
 def parent_run_name(name: str) -> str:

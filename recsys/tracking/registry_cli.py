@@ -59,7 +59,10 @@ def _client(args: argparse.Namespace):
 
     from recsys.tracking.mlflow_tracker import resolve_tracking_uri
 
+    from recsys.tracking.store import check_tracking_store
+
     uri = resolve_tracking_uri(getattr(args, "tracking_uri", None))
+    check_tracking_store(uri)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
 

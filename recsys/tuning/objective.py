@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from recsys.config.schema import ModelEntry
+from recsys.faults import checkpoint
 from recsys.logging import get_logger
 from recsys.tasks.base import Task, TaskContext
 from recsys.tuning.space import ParamSpec
@@ -77,6 +78,7 @@ class Objective:
             raise SurplusTrial(f"trial {trial.number}: the study already has {self.n_trials} trials done or running")
         params = suggest(trial, self.specs)
         run_id = self._start_run(trial, params)
+        checkpoint(f"trial:{trial.number}")
         entry = self.entry.model_copy(update={"params": {**self.entry.params, **params}})
         t0 = time.perf_counter()
         try:

@@ -126,9 +126,9 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
         info["selected"] = selected
         if log is not None:
             _log_outcome(log, study, info, metrics, tuning_run_id, parent_run_id)
-    except BaseException:
-        if log is not None:
-            log.end(tuning_run_id, "FAILED")
+    except BaseException as exc:
+        if log is not None:  # a signal (recsys.faults.Interrupted is a KeyboardInterrupt) closes it as KILLED
+            log.end(tuning_run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     if log is not None:
         log.end(tuning_run_id, "FINISHED")
