@@ -204,7 +204,8 @@ def describe(exc: BaseException, stores: dict[str, str] | None = None) -> str | 
 
     for e in chain:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f"no space left on the device holding {e.filename or where}; free some space and rerun"
+            place = e.filename or "a file system this command writes to (MLflow artifacts, temp files or a store)"
+            return f"no space left on the device holding {place}; free some space and rerun"
         if isinstance(e, OSError) and e.errno == errno.EROFS:
             return f"{e.filename or where} is on a read-only file system; point to a writable location and rerun"
         if isinstance(e, PermissionError):
@@ -255,6 +256,9 @@ def check_sqlite(path: Path, label: str) -> None:
     parent = path.parent
     if not parent.exists():
         raise StoreError(f"{where}: the directory {parent} does not exist; create it or choose another path")
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(parent, os.W_OK):
+        raise StoreError(f"{where}: the database is read-only (the file or its directory {parent} cannot be "
+                         "written, e.g. a read-only mount); make both writable or use another store")
     if not path.exists():
         probe = parent / f".recsys-write-check-{os.getpid()}"
         try:

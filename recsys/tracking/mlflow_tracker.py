@@ -80,20 +80,19 @@ class MlflowTracker:
             run = mlflow.start_run(run_name=run_name, experiment_id=exp.experiment_id)
         self.parent_id = run.info.run_id
         self.experiment_id = run.info.experiment_id
-        commit = git_commit()
-        tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name, "mlflow.runName": run_name,
-                "config_hash": config_hash(cfg), **cfg.experiment.tags}
-        if config_path:
-            tags["config_path"] = str(config_path)
-        if commit:
-            tags["git_commit"] = commit
-        self._batch(self.parent_id, tags=tags, params={"seed": cfg.seed, "task": cfg.task,
-                                                          "metrics.k": json.dumps(cfg.metrics.k),
-                                                          "metrics.primary": cfg.metrics.primary,
-                                                          "selection.metric": cfg.selection_metric,
-                                                          "models": json.dumps([m.run_name for m in cfg.models])})
-        mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=2), "config.json")
-        try:
+        try:  # from here on, any failure (a full disk while logging the config, a signal) closes the run
+            commit = git_commit()
+            tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name, "mlflow.runName": run_name,
+                    "config_hash": config_hash(cfg), **cfg.experiment.tags}
+            if config_path:
+                tags["config_path"] = str(config_path)
+            if commit:
+                tags["git_commit"] = commit
+            params = {"seed": cfg.seed, "task": cfg.task, "metrics.k": json.dumps(cfg.metrics.k),
+                      "metrics.primary": cfg.metrics.primary, "selection.metric": cfg.selection_metric,
+                      "models": json.dumps([m.run_name for m in cfg.models])}
+            self._batch(self.parent_id, tags=tags, params=params)
+            mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=2), "config.json")
             yield self.parent_id
         except BaseException as exc:
             status = end_status(exc)
@@ -147,9 +146,9 @@ class MlflowTracker:
         commit = git_commit()
         if commit:
             tags["git_commit"] = commit
-        self._batch(run_id, tags=tags, params=ctx.params)
-        self._log_inputs()
         try:
+            self._batch(run_id, tags=tags, params=ctx.params)
+            self._log_inputs()
             yield run_id
         except BaseException as exc:
             mlflow.end_run(end_status(exc))

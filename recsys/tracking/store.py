@@ -30,7 +30,14 @@ def check_tracking_store(uri: str) -> None:
         return
     with file_lock(f"mlflow-schema:{path.resolve()}"):
         check_sqlite(path, LABEL)
-        _create_schema(uri)
+        fresh = not path.exists()
+        try:
+            _create_schema(uri)
+        except BaseException:
+            if fresh:  # nothing half-written: a store that could not be created is not left behind
+                for leftover in (path, path.with_name(path.name + "-journal")):
+                    leftover.unlink(missing_ok=True)
+            raise
 
 
 def _create_schema(uri: str) -> None:

@@ -38,7 +38,42 @@ def resolve_storage(storage: str | None = None) -> str:
     if "://" not in url:
         raise ConfigError(f"Optuna storage {url!r} is not a database URL; use e.g. sqlite:///optuna.db or "
                           "postgresql://user:password@host:5432/db (--storage or $" + STORAGE_ENV + ")")
+    return normalize_url(url)
+
+
+def normalize_url(url: str) -> str:
+    """`postgres://` and `postgresql://` get the psycopg2 driver SQLAlchemy needs (the form a user types)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def check_storage(url: str, connect_timeout: int = 5) -> None:
+    """Cheap check before any work: the storage opens, and a SQLite file is a database that can be written.
+
+    Raises `recsys.faults.StoreError` with one line (store, problem, fix; password masked).
+    """
+    from recsys.faults import StoreError, check_sqlite, describe, sqlite_path
+
+    label = "Optuna storage"
+    path = sqlite_path(url)
+    if path is not None:
+        check_sqlite(path, label)
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": connect_timeout}
+                                          if url.startswith("postgresql") else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - a URL SQLAlchemy cannot parse, a missing driver, a server that is down
+        if isinstance(exc, ModuleNotFoundError):
+            raise StoreError(f"{label} {redact(url)}: the database driver {exc.name!r} is not installed; "
+                             f"pip install it, or use sqlite:///optuna.db") from None
+        raise StoreError(describe(exc, {label: url}) or f"{label} {redact(url)}: {exc}") from None
 
 
 def redact(url: str) -> str:

@@ -208,7 +208,13 @@ def reconcile(study: optuna.Study, log: Any) -> None:
 
 def make_tuner(storage: str | None = None, n_trials: int | None = None, timeout: float | None = None,
                heartbeat: Heartbeat | None = None):
-    """The hook `run_experiment(tuner=...)` calls: tune, then return the entry with the chosen params."""
+    """The hook `run_experiment(tuner=...)` calls: tune, then return the entry with the chosen params.
+
+    The storage is checked here, before any data is loaded or model fitted (one line on a bad store).
+    """
+    from recsys.tuning.storage import check_storage
+
+    check_storage(resolve_storage(storage))
 
     def tuner(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any, model_run_id: str | None) -> ModelEntry:
         return tune_model(task, ctx, entry, tracker, model_run_id, storage=storage, n_trials=n_trials,
