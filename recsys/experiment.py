@@ -18,6 +18,7 @@ import pandas as pd
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import BootstrapCache, Candidate, Decision, decide, metric_intervals
 from recsys.faults import checkpoint
+from recsys.preflight import check_config, check_context
 from recsys.logging import get_logger
 from recsys.random import derive_seed
 from recsys.tasks import ModelResult, Task, TaskContext, get_task
@@ -79,6 +80,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
     """
     tracker = tracker or NullTracker()
     task = get_task(cfg.task)
+    check_config(cfg, task)  # everything knowable before a run is started or a model fitted
     tmp = tempfile.TemporaryDirectory(prefix="recsys-") if workdir is None else None
     root = Path(workdir or tmp.name)  # type: ignore[union-attr]
     try:
@@ -89,6 +91,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
                 raise ConfigError(f"split.folds={cfg.split.folds} is not supported by task {cfg.task!r} "
                                   "(repeated splits: task recommend); remove split.folds")
             ctx = task.prepare(cfg)
+            check_context(ctx)
             checkpoint("prepared")
             tracker.log_context(ctx)
             # one seeded set of resamples for the whole experiment: every model sees the same resampled users

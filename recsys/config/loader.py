@@ -32,8 +32,13 @@ def read_yaml_mapping(path: Path, kind: str, hint: str) -> dict:
     """The mapping at the top of a YAML file; a ConfigError naming the file if it is missing, invalid or no mapping."""
     if not path.exists():
         raise ConfigError(f"{kind} {str(path)!r} does not exist; {hint}")
+    if path.is_dir():
+        raise ConfigError(f"{kind} {str(path)!r} is a directory, not a file; {hint}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{kind} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                          "UTF-8 YAML") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{kind} {str(path)!r} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -271,7 +271,7 @@ class ExperimentMeta(StrictModel):
 class ExperimentConfig(StrictModel):
     name: str = Field(..., min_length=1, description="MLflow experiment name")
     task: Task = "recommend"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="seed of every random step (0 .. 2**32-1)")
     description: str = ""
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

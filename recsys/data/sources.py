@@ -8,7 +8,7 @@ import pandas as pd
 
 from recsys.config.schema import DataConfig
 from recsys.data.tables import Dataset, frame_fingerprint
-from recsys.data.validation import validate_interactions, validate_items
+from recsys.data.validation import align_item_ids, validate_interactions, validate_items
 from recsys.errors import DataError
 from recsys.logging import get_logger
 from recsys.random import RandomState
@@ -88,6 +88,7 @@ def load_tabular(cfg: DataConfig) -> Dataset:
              for p in cfg.predefined_parts()}
     if tab.items:
         items = map_items(read_table(tab.items, tab.sep), tab.items, tab.item_columns, "data.tabular")
+        items = align_item_ids(items, inter, tab.items, tab.interactions)
     else:
         items = _catalog_from(inter, tab.interactions)
     files = [tab.interactions] + [getattr(tab, p) for p in parts] + ([tab.items] if tab.items else [])
@@ -115,6 +116,7 @@ def load_sql(cfg: DataConfig) -> Dataset:
         raw_items, where_items = read_part(sq, "items", list(sq.item_columns.values()))
         fingerprints.append(frame_fingerprint(raw_items))
         items = map_items(raw_items, where_items, sq.item_columns, "data.sql")
+        items = align_item_ids(items, inter, where_items, where)
     else:
         items = _catalog_from(inter, where)
     name = sq.interactions_table or "sql-query"

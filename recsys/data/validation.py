@@ -50,6 +50,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         nulls = int(df[col].isna().sum())
         if nulls:
             raise DataError(f"{where}, column {col!r}: {nulls} null id(s); drop or fill those rows")
+        df[col] = ids_within_int64(df[col], where, col)
     check_options(df, cfg, where, columns)
     df["timestamp"] = to_epoch_seconds(df["timestamp"], where, column=_name(columns, "timestamp"),
                                        unit=timestamp_unit, option=unit_option)
@@ -182,6 +183,58 @@ def apply_min_counts(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
         if len(df) == before:
             break
     return df
+
+
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def ids_within_int64(ids: pd.Series, where: str, column: str) -> pd.Series:
+    """Integer ids beyond int64 (read as uint64, or as Python ints) become strings, with a warning: an id is a
+    label, and int64 is what the vocabularies, Parquet artifacts and the registry's signatures hold."""
+    too_big = False
+    if ids.dtype == np.uint64:
+        too_big = len(ids) > 0 and int(ids.max()) > INT64_MAX
+    elif ids.dtype == object and len(ids):
+        sample = ids.iloc[0]
+        too_big = isinstance(sample, int) and any(isinstance(v, int) and abs(v) > INT64_MAX for v in ids)
+    if too_big:
+        _log.warning("%s, column %r: ids larger than int64 (max %d); they are used as strings (exact, but "
+                     "string ids take more memory)", where, column, INT64_MAX)
+        return ids.astype(str)
+    return ids
+
+
+def align_item_ids(items: pd.DataFrame, interactions: pd.DataFrame, where_items: str,
+                   where_interactions: str) -> pd.DataFrame:
+    """The items table's ids in the interactions' id type (ints read as text, or text digits as ints).
+
+    Without this an items table of `"42"` strings and interactions of int 42 share no item: every item would be
+    unknown. A lossless conversion is made with a warning; ids that cannot be converted are an error.
+    """
+    left, right = interactions["item_id"], items["item_id"]
+    if len(right) == 0 or _id_kind(left) == _id_kind(right):
+        return items
+    out = items.copy()
+    try:
+        if _id_kind(left) == "text":
+            converted = right.astype(str)
+        else:
+            numeric = pd.to_numeric(right.astype(str).str.strip(), errors="raise")
+            if not np.all(np.mod(numeric, 1) == 0):
+                raise ValueError("not whole numbers")
+            converted = numeric.astype(left.dtype)
+    except (ValueError, TypeError, OverflowError):
+        raise DataError(f"{where_items}, column 'item_id' holds {right.dtype} ids but {where_interactions} holds "
+                        f"{left.dtype} ids, and they cannot be converted (e.g. {right.iloc[0]!r}); give both tables "
+                        "the same kind of item id") from None
+    _log.warning("%s: item ids are %s but the interactions' are %s; converted to %s to match", where_items,
+                 right.dtype, left.dtype, converted.dtype)
+    out["item_id"] = converted
+    return out
+
+
+def _id_kind(ids: pd.Series) -> str:
+    return "number" if pd.api.types.is_numeric_dtype(ids) and not pd.api.types.is_bool_dtype(ids) else "text"
 
 
 def validate_items(items: pd.DataFrame, where: str) -> pd.DataFrame:

@@ -27,7 +27,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _count(value: str) -> int:
-    return int(float(value))  # MLproject passes parameters as strings ("20" or "20.0")
+    try:
+        n = int(float(value))  # MLproject passes parameters as strings ("20" or "20.0")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, but got {value!r}") from None
+    if n < 0 or n != float(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (0 = the entry's n_trials), but got {value!r}")
+    return n
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
