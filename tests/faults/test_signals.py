@@ -7,7 +7,6 @@ sent from outside once the store shows a model run (no sleeps).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -44,15 +43,16 @@ def _assert_clean_rerun(cfg: Path, tmp: Path, environ: dict[str, str], uri: str,
 def test_sigterm_during_run(tmp_path: Path, stage: str) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = write_config(tmp_path)
-    environ = env(uri, RECSYS_FAULT_AT=stage)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    environ = env(uri, RECSYS_FAULT_AT=stage, TMPDIR=str(scratch))
     proc = recsys(["run", str(cfg)], tmp_path, environ)
     assert proc.returncode == 143, proc.stderr[-3000:]
     one_clean_line(proc)
     assert "SIGTERM" in proc.stderr
     _assert_killed_store(uri)
-    leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("recsys-*")
-                 if p.is_dir() and (p / "als").exists() and p.stat().st_mtime >= tmp_path.stat().st_mtime]
-    assert leftovers == [], f"temporary model directories left behind: {leftovers}"
+    leftovers = [p.name for p in scratch.iterdir() if p.is_dir()]
+    assert leftovers == [], f"temporary directories left behind: {leftovers}"
     _assert_clean_rerun(cfg, tmp_path, env(uri), uri, ["run", str(cfg)])
     assert len(model_versions(uri)) == 1  # the rerun registers exactly one challenger
 
