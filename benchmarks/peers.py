@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.config import load_config
 from recsys.evaluation import metrics as M
 from recsys.evaluation.statistics import bootstrap_interval
+from recsys.experiment import load_experiment_config
 from recsys.models.catalog import create
 from recsys.tasks import get_task
 
@@ -67,7 +67,7 @@ PAIRS = {
 def export_split(name: str, workdir: Path):
     """Prepare the platform context for a dataset; write train rows and evaluated users as parquet."""
     cfg_path, overrides = DATASETS[name]
-    cfg = load_config(ROOT / cfg_path, overrides)
+    cfg = load_experiment_config(ROOT / cfg_path, overrides)
     ctx = get_task("recommend").prepare(cfg)
     data, target = ctx.state["data"], ctx.state["target"]
     known = target.user_idx >= 0

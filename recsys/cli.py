@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from recsys.logging import configure, get_logger
 
@@ -34,11 +34,10 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from recsys.config import load_config
-    from recsys.experiment import run_experiment
+    from recsys.experiment import load_experiment_config, run_experiment
     from recsys.tracking import MlflowTracker
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_experiment_config(args.config, _overrides(args))
     tracker = MlflowTracker(args.tracking_uri)
     tuner, tune_models = None, None
     if args.tune:
@@ -64,11 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from recsys.config import load_config
     from recsys.data import describe, load_dataset, split_dataset
     from recsys.data.stats import describe_text, feasibility
+    from recsys.experiment import load_experiment_config
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_experiment_config(args.config, _overrides(args))
     ds = load_dataset(cfg.data, cfg.seed)
     split = split_dataset(ds, cfg.split, cfg.seed)
     stats = describe(ds.all_interactions, split)
@@ -81,7 +80,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_data_load(args: argparse.Namespace) -> int:
-    from recsys.data.sql import load_files, mask_url
+    from recsys.config.urls import mask_url
+    from recsys.data.sql import load_files
 
     index = [c.strip() for c in args.index.split(",") if c.strip()] if args.index else None
     tables = [t.strip() for t in args.table.split(",") if t.strip()] if args.table else None
@@ -98,7 +98,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name in available():
         cls = get_model_class(name)
-        fields = ", ".join(f"{k}={v.get_default(call_default_factory=True)!r}" for k, v in cls.Config.model_fields.items())
+        fields = ", ".join(f"{k}={v.get_default(call_default_factory=True)!r}"
+                           for k, v in cls.Config.model_fields.items())
         print(f"{name:20s} tasks={','.join(cls.tasks):30s} {fields}")
     return 0
 
@@ -140,7 +141,7 @@ def _command_plugins() -> list[Callable]:
     import importlib
 
     plugins = []
-    for mod in ("recsys.tuning.cli", "recsys.tracking.registry_cli", "recsys.serving.cli", "recsys.serving.batch"):
+    for mod in ("recsys.tune_cli", "recsys.tracking.registry_cli", "recsys.serving.cli", "recsys.serving.batch"):
         try:
             plugins.append(importlib.import_module(mod).add_commands)
         except ModuleNotFoundError as exc:

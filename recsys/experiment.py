@@ -7,15 +7,21 @@ purely in memory (NullTracker); `recsys.tracking.MlflowTracker` turns the same c
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
+from recsys.config.loader import config_from_dict, format_validation, load_config
 from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.config.search import check_search
+from recsys.errors import ConfigError
 from recsys.evaluation.decision import BootstrapCache, Candidate, Decision, decide, metric_intervals
 from recsys.faults import checkpoint
 from recsys.preflight import check_config, check_context
@@ -27,6 +33,56 @@ _log = get_logger(__name__)
 
 # tuner(task, ctx, entry, tracker, model_run_id) -> entry with the best params filled in
 Tuner = Callable[[Task, TaskContext, ModelEntry, Any, str | None], ModelEntry]
+
+
+def load_experiment_config(path: str | Path, overrides: Iterable[str] | str | None = None) -> ExperimentConfig:
+    """`recsys.config.load_config` (schema) plus the checks that need the model catalog and the task.
+
+    Example:
+        >>> cfg = load_experiment_config("configs/quickstart.yaml", ["seed=7"])  # doctest: +SKIP
+    """
+    return validate_config(load_config(path, overrides), str(path))
+
+
+def experiment_config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None,
+                                source: str = "<dict>") -> ExperimentConfig:
+    """`recsys.config.config_from_dict` plus the catalog and task checks of `validate_config`."""
+    return validate_config(config_from_dict(raw, overrides, source), source)
+
+
+def validate_config(cfg: ExperimentConfig, source: str = "<config>") -> ExperimentConfig:
+    """What the schema cannot know: every model name is in the catalog for the task, its params (and the bounds
+    of its `search` space) fit the model's config, and the task accepts its options (`task_params`, metrics).
+    Raises ConfigError naming the file, the key and what is allowed; returns `cfg`."""
+    from recsys.models.catalog import available, get_model_class, unavailable_hint
+
+    for i, entry in enumerate(cfg.models):
+        try:
+            cls = get_model_class(entry.name, task=cfg.task)
+        except KeyError:
+            names = available(cfg.task)
+            hint = difflib.get_close_matches(entry.name, names, n=1)
+            raise ConfigError(
+                f"{source}: config key `models.{i}.name` has unknown model {entry.name!r} for task {cfg.task!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + f" (available: {', '.join(names)})" + unavailable_hint()
+            ) from None
+        try:
+            cls.Config.model_validate(entry.params)
+        except ValidationError as exc:
+            raise ConfigError(format_validation(exc, source, cls.Config, ("models", i, "params"),
+                                                owner=f" for model {cls.name!r}")) from None
+        if entry.search is not None:
+            try:
+                check_search(entry.search, entry.name, cls.Config, entry.params)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: config key `models.{i}.search` has invalid value "
+                                  f"{entry.search!r}: {exc}") from None
+    try:
+        get_task(cfg.task).validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
 
 
 @dataclass
@@ -78,6 +134,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
 
     tune_models: labels of entries to tune with `tuner` before the final fit (entries need a `search`).
     """
+    validate_config(cfg, config_path or "<config>")
     tracker = tracker or NullTracker()
     task = get_task(cfg.task)
     check_config(cfg, task)  # everything knowable before a run is started or a model fitted
@@ -86,8 +143,6 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
     try:
         with tracker.experiment_run(cfg, config_path) as parent_id:
             if cfg.split.folds > 1 and not task.supports_folds:
-                from recsys.errors import ConfigError
-
                 raise ConfigError(f"split.folds={cfg.split.folds} is not supported by task {cfg.task!r} "
                                   "(repeated splits: task recommend); remove split.folds")
             ctx = task.prepare(cfg)
@@ -120,7 +175,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
                       best.metrics.get(cfg.selection_metric, float("nan")), decision.reason)
             tracker.log_comparison(comparison, best, run_ids, ctx)
             tracker.log_decision(decision, results, comparison, run_ids, ctx)
-            registry = {}
+            registry: dict[str, Any] = {}
             if cfg.registry.enabled:
                 checkpoint("register")
                 registry = tracker.register_best(best, run_ids.get(best.entry.run_name), ctx) or {}
@@ -158,8 +213,6 @@ def select_best(results: list[ModelResult], cfg: ExperimentConfig) -> ModelResul
     metric = cfg.selection_metric
     missing = [r.entry.run_name for r in results if metric not in r.metrics]
     if missing:
-        from recsys.errors import ConfigError
-
         available = sorted(results[0].metrics)
         raise ConfigError(f"selection metric {metric!r} was not computed for {missing}; "
                           f"choose one of {available} (selection.metric / metrics.primary)")

@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
 @pytest.fixture
 def tiny_config():
     """A small synthetic recommend experiment config (seconds to run)."""
-    from recsys.config import config_from_dict
+    from recsys.experiment import experiment_config_from_dict
 
     def make(**over):
         raw = {
@@ -63,7 +64,7 @@ def tiny_config():
         }
         for key, value in over.items():
             raw[key] = value
-        return config_from_dict(raw)
+        return experiment_config_from_dict(raw)
 
     return make
 
@@ -172,7 +173,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Print the random-order seed and the local time zone even under -q, so any failing order can be replayed."""
     if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_seed", None) is not None:
         seed = config.getoption("randomly_seed")
-        terminalreporter.write_line(f"random order: -p randomly --randomly-seed={seed} (TZ={os.environ.get('TZ', 'unset')}, "
+        zone = os.environ.get("TZ", "unset")
+        terminalreporter.write_line(f"random order: -p randomly --randomly-seed={seed} (TZ={zone}, "
                                     f"local zone {time.tzname[0]})")
 
 

@@ -1,4 +1,9 @@
-"""Load an experiment YAML, apply `key=value` overrides, validate, and turn errors into `ConfigError`."""
+"""Load an experiment YAML, apply `key=value` overrides, validate the schema, and turn errors into `ConfigError`.
+
+This is the schema layer only: checks that need the model catalog or a task (model names and params, search spaces
+against a model's config, task options, metrics a task computes) are made by the experiment loader above it,
+`recsys.experiment.load_experiment_config` / `validate_config`, which every entry point uses.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import difflib
 import hashlib
 import json
 import typing
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -56,13 +62,6 @@ def config_from_dict(raw: dict, overrides: Iterable[str] | str | None = None,
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, source)) from None
-    _validate_models(cfg, source)
-    from recsys.tasks import get_task
-
-    try:
-        get_task(cfg.task).validate(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
     return cfg
 
 
@@ -171,27 +170,6 @@ def _unwrap(tp: Any) -> Any:
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             return inner
     return tp
-
-
-def _validate_models(cfg: ExperimentConfig, source: str) -> None:
-    from recsys.models.catalog import available, get_model_class
-
-    for i, entry in enumerate(cfg.models):
-        try:
-            cls = get_model_class(entry.name, task=cfg.task)
-        except KeyError:
-            names = available(cfg.task)
-            hint = difflib.get_close_matches(entry.name, names, n=1)
-            raise ConfigError(
-                f"{source}: config key `models.{i}.name` has unknown model {entry.name!r} for task {cfg.task!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else "")
-                + f" (available: {', '.join(names)})"
-            ) from None
-        try:
-            cls.Config.model_validate(entry.params)
-        except ValidationError as exc:
-            raise ConfigError(format_validation(exc, source, cls.Config, ("models", i, "params"),
-                                                owner=f" for model {cls.name!r}")) from None
 
 
 def config_hash(cfg: ExperimentConfig) -> str:

@@ -39,7 +39,8 @@ class Guardrail(_Strict):
 
     metric: str = Field(..., min_length=1, description="metric key logged on the runs, e.g. catalog_coverage_at_10")
     direction: Direction = Field("maximize", description="maximize: a drop is a decrease; minimize: an increase")
-    max_drop_relative: float | None = Field(None, ge=0, description="largest allowed degradation as a share (0.1 = 10%)")
+    max_drop_relative: float | None = Field(None, ge=0,
+                                            description="largest allowed degradation as a share (0.1 = 10%)")
     max_drop_absolute: float | None = Field(None, ge=0, description="largest allowed degradation in metric units")
 
     @model_validator(mode="after")

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from recsys.config.search import check_objectives, parse_space
+from recsys.config.urls import mask_url
+
 Task = Literal["recommend", "similar", "audience", "search", "segment"]
 
 
@@ -22,7 +25,8 @@ class SyntheticConfig(StrictModel):
     mean_interactions: float = Field(25.0, gt=0, description="mean interactions of a returning user")
     activity_alpha: float = Field(1.6, gt=1.0, description="Pareto exponent of user activity (power law)")
     one_time_share: float = Field(0.2, ge=0.0, lt=1.0, description="share of users with exactly one interaction")
-    taste_concentration: float = Field(0.15, gt=0, description="Dirichlet concentration of user tastes (lower = pickier)")
+    taste_concentration: float = Field(0.15, gt=0,
+                                       description="Dirichlet concentration of user tastes (lower = pickier)")
     popularity_exponent: float = Field(1.0, ge=0, description="Zipf exponent of item popularity within a category")
     days: int = Field(180, gt=1, description="length of the simulated period in days")
     new_item_share: float = Field(0.2, ge=0, lt=1, description="share of items released during the period")
@@ -34,7 +38,8 @@ class SyntheticConfig(StrictModel):
 
 class MovieLensConfig(StrictModel):
     name: Literal["ml-latest-small", "ml-100k", "ml-1m", "ml-20m", "ml-25m"] = "ml-latest-small"
-    path: str | None = Field(None, description="local copy of the extracted archive folder; default $RECSYS_DATA_HOME/<name>")
+    path: str | None = Field(None,
+                             description="local copy of the extracted archive folder; default $RECSYS_DATA_HOME/<name>")
     download: bool = Field(True, description="download the official archive (checksummed) when no local copy exists")
 
 
@@ -91,7 +96,7 @@ class SqlConfig(StrictModel):
     chunksize: int = Field(50_000, gt=0, description="rows fetched per round trip")
 
     @model_validator(mode="after")
-    def _one_of_each(self) -> "SqlConfig":
+    def _one_of_each(self) -> SqlConfig:
         for part, required in (("interactions", True), ("items", False), ("test", False), ("validation", False)):
             table, query = getattr(self, f"{part}_table"), getattr(self, f"{part}_query")
             if table and query:
@@ -107,9 +112,7 @@ class SqlConfig(StrictModel):
 
     @field_serializer("url")
     def _masked(self, url: str | None) -> str | None:
-        from recsys.data.sql import mask_url  # never dump a password into params, config.json or logs
-
-        return None if url is None else mask_url(url)
+        return None if url is None else mask_url(url)  # never dump a password into params, config.json or logs
 
 
 class ImplicitConfig(StrictModel):
@@ -141,7 +144,7 @@ class DataConfig(StrictModel):
                                                 "(non-numeric weights, events without a weight); always warned")
 
     @model_validator(mode="after")
-    def _tabular_needs_section(self) -> "DataConfig":
+    def _tabular_needs_section(self) -> DataConfig:
         if self.source == "tabular" and self.tabular is None:
             raise ValueError("data.source is 'tabular' but the `data.tabular` section is missing; "
                              "add data.tabular.interactions: <file>")
@@ -162,7 +165,8 @@ class DataConfig(StrictModel):
 class SplitConfig(StrictModel):
     method: Literal["temporal", "leave_last", "random", "predefined"] = Field(
         "temporal", description="predefined: train/test (and validation) parts as the source gives them")
-    test_size: float = Field(0.2, gt=0, lt=1, description="share of interactions (temporal/random) or of each user's history")
+    test_size: float = Field(0.2, gt=0, lt=1,
+                             description="share of interactions (temporal/random) or of each user's history")
     test_n: int | None = Field(None, gt=0, description="leave_last: hold out each user's last N instead of a share")
     cutoff: str | None = Field(None, description="temporal: explicit cutoff timestamp (ISO); overrides test_size")
     validation_size: float = Field(0.1, gt=0, lt=1, description="share carved from training for tuning, same method")
@@ -172,7 +176,7 @@ class SplitConfig(StrictModel):
                                                    "time; leave_last/random = user-disjoint folds of evaluation users")
 
     @model_validator(mode="after")
-    def _options_apply(self) -> "SplitConfig":
+    def _options_apply(self) -> SplitConfig:
         if self.test_n is not None and self.method != "leave_last":
             raise ValueError(f"split.test_n={self.test_n} only applies to method leave_last, but method is "
                              f"{self.method!r}; remove test_n or use split.test_size")
@@ -219,9 +223,11 @@ class EvaluationConfig(StrictModel):
 
 class ModelEntry(StrictModel):
     name: str = Field(..., description="catalog name of the model (see `recsys models`)")
-    label: str | None = Field(None, description="run name; defaults to `name` (use to compare two configs of one model)")
+    label: str | None = Field(None,
+                              description="run name; defaults to `name` (use to compare two configs of one model)")
     params: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, Any] | None = Field(None, description="Optuna search space: param -> {type, low, high, log, choices}")
+    search: dict[str, Any] | None = Field(None,
+                                          description="Optuna search space: param -> {type, low, high, log, choices}")
     n_trials: int = Field(20, ge=1)
     timeout: float | None = Field(None, gt=0)
     sampler: dict[str, Any] | Literal["tpe", "random"] = "tpe"
@@ -233,14 +239,12 @@ class ModelEntry(StrictModel):
     @field_validator("search")
     @classmethod
     def _search_space(cls, v: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
-        from recsys.tuning.space import check_search  # pure pydantic (no optuna import)
-
-        return check_search(v, info.data.get("name"), info.data.get("params"))
+        # the model-dependent part (names and bounds against the model's config) is checked by the experiment
+        # loader, which knows the catalog: `recsys.experiment.validate_config`
+        return None if v is None else {name: spec.as_dict() for name, spec in parse_space(v).items()}
 
     @model_validator(mode="after")
-    def _tuning_objectives(self) -> "ModelEntry":
-        from recsys.tuning.space import check_objectives
-
+    def _tuning_objectives(self) -> ModelEntry:
         check_objectives(self.metric, self.directions, self.select, self.sampler, self.search is not None)
         return self
 
@@ -281,10 +285,11 @@ class ExperimentConfig(StrictModel):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     experiment: ExperimentMeta = Field(default_factory=ExperimentMeta)
-    task_params: dict[str, Any] = Field(default_factory=dict, description="task-specific options (audience, search, segment)")
+    task_params: dict[str, Any] = Field(default_factory=dict,
+                                        description="task-specific options (audience, search, segment)")
 
     @model_validator(mode="after")
-    def _predefined_parts(self) -> "ExperimentConfig":
+    def _predefined_parts(self) -> ExperimentConfig:
         parts = self.data.predefined_parts()
         src = self.data.source
         if self.split.method == "predefined" and "test" not in parts:
@@ -296,11 +301,12 @@ class ExperimentConfig(StrictModel):
                              "split: set split.folds: 1 or another split.method")
         if self.split.method != "predefined" and parts:
             raise ValueError(f"data.{src} sets a {' and a '.join(parts)} part, which only split.method "
-                             f"'predefined' reads (split.method is {self.split.method!r}); set split.method: predefined")
+                             f"'predefined' reads (split.method is {self.split.method!r}); "
+                             "set split.method: predefined")
         return self
 
     @model_validator(mode="after")
-    def _labels_unique(self) -> "ExperimentConfig":
+    def _labels_unique(self) -> ExperimentConfig:
         labels = [m.run_name for m in self.models]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:

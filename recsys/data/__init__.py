@@ -4,5 +4,5 @@ from recsys.data.stats import describe
 from recsys.data.tables import Dataset, TrainData
 from recsys.data.vocab import Vocabulary
 
-__all__ = ["Dataset", "Split", "TrainData", "Vocabulary", "describe", "load_dataset", "split_dataset", "split_interactions",
-           "validation_split"]
+__all__ = ["Dataset", "Split", "TrainData", "Vocabulary", "describe", "load_dataset", "split_dataset",
+           "split_interactions", "validation_split"]

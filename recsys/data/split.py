@@ -4,6 +4,7 @@ the source. Each carries an audit."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,8 @@ from recsys.config.schema import SplitConfig
 from recsys.data.tables import Dataset, frame_fingerprint
 from recsys.data.timestamps import iso, parse_instant
 from recsys.errors import DataError
-from recsys.random import RandomState, rng as make_rng
+from recsys.random import RandomState
+from recsys.random import rng as make_rng
 
 
 @dataclass
@@ -65,7 +67,7 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
         is_test = df["timestamp"].to_numpy() >= cutoff
         # never put the same instant on both sides: everything at or after the cutoff is test
         train, test = df[~is_test], df[is_test]
-        extra = {"cutoff": cutoff}
+        extra: dict[str, Any] = {"cutoff": cutoff}
     elif cfg.method == "leave_last":
         order = df.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
         pos_from_end = order.groupby("user_id").cumcount(ascending=False).to_numpy()
@@ -91,7 +93,8 @@ def split_interactions(df: pd.DataFrame, cfg: SplitConfig, random_state: RandomS
         train, test = df[~is_test], df[is_test]
         extra = {"test_size": size}
     if train.empty or test.empty:
-        what, knob = ("validation", "split.validation_size") if test_size is not None else ("test", "split.test_size/cutoff")
+        what, knob = (("validation", "split.validation_size") if test_size is not None
+                      else ("test", "split.test_size/cutoff"))
         raise DataError(f"split {cfg.method!r} left an empty {'train' if train.empty else what} part "
                         f"({len(train)} train, {len(test)} {what} rows); change {knob}"
                         + (" or set split.test_n" if cfg.method == "leave_last" else ""))

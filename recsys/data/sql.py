@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from recsys.config.urls import mask_text, mask_url
 from recsys.errors import DataError
 from recsys.logging import get_logger, progress_enabled
 
@@ -25,22 +26,8 @@ _log = get_logger(__name__)
 
 URL_ENV = "RECSYS_SQL_URL"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
-_ENV_ONLY = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 INDEX_COLUMNS = ("user_id", "item_id", "timestamp", "session_id")
 TIME_COLUMNS = ("ts", "time", "timestamp", "datetime", "date", "event_time")
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password (if any) replaced by ***; a `${VAR}` reference is no secret and is kept, so a
-    logged config still says where the password comes from (and runs again)."""
-    return _PASSWORD.sub(lambda m: m.group(0) if _ENV_ONLY.fullmatch(m.group(0)[len(m.group(1)):-1])
-                         else f"{m.group(1)}***@", url)
-
-
-def mask_text(text: str) -> str:
-    """Any URL passwords inside a message masked (driver errors may quote the connection string)."""
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 def resolve_url(url: str | None) -> str:

@@ -19,7 +19,8 @@ def describe(interactions: pd.DataFrame, split: Split | None = None) -> dict:
         "items": n_items,
         "interactions": n,
         "density": n / max(1, n_users * n_items),
-        "interactions_per_user": {f"p{int(k * 100)}": float(v) for k, v in q.items()} | {"mean": float(per_user.mean())},
+        "interactions_per_user": ({f"p{int(k * 100)}": float(v) for k, v in q.items()}
+                                  | {"mean": float(per_user.mean())}),
         "one_time_user_share": float((per_user == 1).mean()),
         "events": {str(k): int(v) for k, v in interactions["event"].value_counts().items()},
         "period": {"start": pd.Timestamp(int(interactions["timestamp"].min()), unit="s").isoformat(),
@@ -37,7 +38,8 @@ def describe(interactions: pd.DataFrame, split: Split | None = None) -> dict:
             # retention: share of training users who come back in the test period
             "retention_train_to_test": len(train_users & test_users) / max(1, len(train_users)),
             "test_users_seen_in_train": len(train_users & test_users) / max(1, len(test_users)),
-            "test_items_unseen_in_train": float(np.mean([i not in train_items for i in test_items])) if len(test_items) else 0.0,
+            "test_items_unseen_in_train": (float(np.mean([i not in train_items for i in test_items]))
+                                           if len(test_items) else 0.0),
             "audit": split.audit,
         }
     return stats

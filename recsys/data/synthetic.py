@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.schema import SyntheticConfig
-from recsys.random import RandomState, rng as make_rng
+from recsys.random import RandomState
+from recsys.random import rng as make_rng
 
 CATEGORIES = [
     ("electronics", ["headphones", "speaker", "charger", "tablet", "camera", "monitor", "keyboard", "router"]),
@@ -21,13 +22,15 @@ CATEGORIES = [
     ("music", ["guitar", "vinyl record", "ukulele", "drum pad", "microphone", "violin", "amplifier", "flute"]),
     ("pets", ["dog leash", "cat tree", "aquarium", "bird feeder", "pet bed", "chew toy", "litter box", "collar"]),
     ("office", ["stapler", "notebook", "desk lamp", "fountain pen", "planner", "shredder", "binder", "whiteboard"]),
-    ("automotive", ["car charger", "dash cam", "seat cover", "tyre gauge", "jump starter", "wax", "floor mats", "wiper"]),
+    ("automotive",
+     ["car charger", "dash cam", "seat cover", "tyre gauge", "jump starter", "wax", "floor mats", "wiper"]),
     ("health", ["vitamins", "thermometer", "massager", "first aid kit", "scale", "pill box", "heat pad", "inhaler"]),
     ("home", ["curtains", "rug", "cushion", "vase", "mirror", "clock", "candle", "blanket"]),
     ("baby", ["stroller", "bottle", "crib", "diapers", "rattle", "baby monitor", "high chair", "bib"]),
     ("games", ["console", "controller", "headset", "game card", "joystick", "vr glasses", "racing wheel", "arcade"]),
     ("crafts", ["yarn", "paint set", "canvas", "sewing kit", "clay", "beads", "glue gun", "sketchbook"]),
-    ("travel", ["suitcase", "backpack", "neck pillow", "adapter", "passport wallet", "luggage tag", "duffel", "packing cubes"]),
+    ("travel",
+     ["suitcase", "backpack", "neck pillow", "adapter", "passport wallet", "luggage tag", "duffel", "packing cubes"]),
     ("grocery", ["coffee beans", "green tea", "olive oil", "chocolate", "pasta", "honey", "spices", "granola"]),
     ("tools", ["drill", "hammer", "screwdriver set", "saw", "wrench", "tape measure", "level", "sander"]),
 ]

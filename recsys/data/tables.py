@@ -80,7 +80,7 @@ class TrainData:
         return self.matrix.shape[1]
 
     @classmethod
-    def build(cls, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> "TrainData":
+    def build(cls, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> TrainData:
         """Vocabularies from the training rows (users, items by first appearance order sorted by id),
         catalog items without interactions appended after them so content models can serve them."""
         user_ids = np.sort(interactions["user_id"].unique())

@@ -41,5 +41,5 @@ class Vocabulary:
         pd.DataFrame({"id": self._index}).to_parquet(path, index=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         return cls(pd.read_parquet(path)["id"].to_numpy())

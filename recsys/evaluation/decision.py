@@ -73,8 +73,11 @@ def metric_intervals(per_user: pd.DataFrame | None, metrics: dict[str, float], c
     cols = per_unit_metrics(per_user, metrics)
     if not cols or not cache.enabled:
         return {}
-    boot = cache.get(len(per_user))  # type: ignore[arg-type]
-    low, high = boot.interval(per_user[cols].to_numpy(dtype=np.float64), confidence)  # type: ignore[union-attr]
+    assert per_user is not None  # per_unit_metrics found the columns in it
+    boot = cache.get(len(per_user))
+    if boot is None:  # no rows to resample
+        return {}
+    low, high = boot.interval(per_user[cols].to_numpy(dtype=np.float64), confidence)
     out: dict[str, float] = {}
     for col, lo, hi in zip(cols, np.atleast_1d(low), np.atleast_1d(high)):
         out[f"{col}_ci_low"], out[f"{col}_ci_high"] = float(lo), float(hi)

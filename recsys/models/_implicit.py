@@ -5,6 +5,9 @@ A concrete model supplies its `Config` and `_construct()`, and says how to score
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
 from recsys.logging import get_logger, progress_enabled
@@ -22,14 +25,14 @@ class ImplicitRecommender(Recommender):
         raise NotImplementedError
 
     def _fit(self, data, callback: ProgressCallback | None) -> None:
-        from threadpoolctl import threadpool_limits
-
         import warnings
+
+        from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # implicit's BLAS-threads and CSR-conversion notices
             est = self._construct()
-        kwargs = {"show_progress": progress_enabled()}
+        kwargs: dict[str, Any] = {"show_progress": progress_enabled()}
         if callback is not None and self._supports_callback():
             # ALS calls back (epoch, elapsed[, loss]); BPR (epoch, elapsed, correct, skipped)
             kwargs["callback"] = lambda it, elapsed, *extra: callback(

@@ -12,6 +12,8 @@ A component that is constant over users normalises to 0 (it cannot rank anybody)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -90,7 +92,7 @@ class ActivityConfig(ModelConfig):
     recency_days: float = Field(90.0, gt=0, description="decay scale (days) of the recency component")
 
     @model_validator(mode="after")
-    def _some_weight(self) -> "ActivityConfig":
+    def _some_weight(self) -> ActivityConfig:
         if sum(self.weights().values()) <= 0:
             raise ValueError("at least one weight_* must be > 0, but all are 0")
         return self
@@ -114,10 +116,11 @@ class Activity(AudienceModel):
     """Target the most engaged users (the same ranking for every product, minus excluded users)."""
 
     name = "activity"
-    Config = ActivityConfig
+    Config: ClassVar[type[ActivityConfig]] = ActivityConfig
+    config: ActivityConfig
 
-    engagement_: np.ndarray | None = None
-    reference_time_: float | None = None
+    engagement_: np.ndarray
+    reference_time_: float
 
     def _fit(self, data, callback) -> None:
         self.engagement_, self.reference_time_ = fit_engagement(data, self.config)
@@ -148,11 +151,12 @@ class ActivityAffinity(Activity):
     engagement; products nobody interacted with are still answered when their catalog category is known."""
 
     name = "activity_affinity"
-    Config = ActivityAffinityConfig
+    Config: ClassVar[type[ActivityAffinityConfig]] = ActivityAffinityConfig
+    config: ActivityAffinityConfig
 
-    item_category_: np.ndarray | None = None
-    user_category_: sp.csr_matrix | None = None
-    category_share_: np.ndarray | None = None
+    item_category_: np.ndarray
+    user_category_: sp.csr_matrix
+    category_share_: np.ndarray
 
     def _fit(self, data, callback) -> None:
         super()._fit(data, callback)

@@ -18,6 +18,8 @@ class ALS(ImplicitRecommender):
     name = "als"
     tasks = ("recommend", "similar", "audience")
 
+    config: Config
+
     class Config(ModelConfig):
         factors: int = Field(64, ge=1, le=1024, description="latent dimensions")
         regularization: float = Field(0.01, ge=0, description="L2 penalty")
@@ -26,8 +28,8 @@ class ALS(ImplicitRecommender):
         random_state: int = Field(42, description="seed of the factor initialisation")
         num_threads: int = Field(0, ge=0, description="0 = all cores")
 
-    user_factors_: np.ndarray | None = None
-    item_factors_: np.ndarray | None = None
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
     _fold_in_ = None  # implicit estimator over the fixed item factors, built on first fold-in
 
     def _construct(self):
@@ -44,7 +46,7 @@ class ALS(ImplicitRecommender):
     def _progress_info(self, est) -> dict:
         """`partial_model()` gives this model scoring with the factors after the epoch just run (for pruning)."""
 
-        def partial_model() -> "ALS":
+        def partial_model() -> ALS:
             self.user_factors_ = np.array(est.user_factors, dtype=np.float32)
             self.item_factors_ = np.array(est.item_factors, dtype=np.float32)
             return self

@@ -48,12 +48,12 @@ class AudienceModel(Model):
 
     tasks: ClassVar[tuple[str, ...]] = ("audience",)
 
-    users_: Vocabulary | None = None
-    items_: Vocabulary | None = None
-    seen_by_item_: sp.csr_matrix | None = None
-    known_items_: np.ndarray | None = None
+    users_: Vocabulary
+    items_: Vocabulary
+    seen_by_item_: sp.csr_matrix
+    known_items_: np.ndarray
 
-    def fit(self, data: TrainData, callback: ProgressCallback | None = None) -> "AudienceModel":
+    def fit(self, data: TrainData, callback: ProgressCallback | None = None) -> AudienceModel:
         if data.matrix.nnz == 0:
             from recsys.errors import DataError
 
@@ -95,7 +95,7 @@ class AudienceModel(Model):
         self.users_.save(path / "users.parquet")
         self.items_.save(path / "items.parquet")
         sp.save_npz(path / "seen_by_item.npz", self.seen_by_item_)
-        np.savez(path / "state.npz", known_items=self.known_items_, **self._state())
+        np.savez(path / "state.npz", known_items=self.known_items_, **self._state())  # type: ignore[arg-type]  # numpy stub: **state might set allow_pickle
 
     def _load(self, path: Path) -> None:
         self.users_ = Vocabulary.load(path / "users.parquet")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,7 +69,7 @@ class Model:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: str | Path) -> "Model":
+    def load(cls, path: str | Path) -> Model:
         path = Path(path)
         meta = json.loads((path / "model.json").read_text())
         if cls is Model or meta["name"] != cls.name:
@@ -91,12 +92,12 @@ class Recommender(Model):
 
     tasks: ClassVar[tuple[str, ...]] = ("recommend",)
 
-    users_: Vocabulary | None = None
-    items_: Vocabulary | None = None
-    seen_: sp.csr_matrix | None = None
-    popularity_: np.ndarray | None = None
+    users_: Vocabulary
+    items_: Vocabulary
+    seen_: sp.csr_matrix
+    popularity_: np.ndarray
 
-    def fit(self, data: TrainData, callback: ProgressCallback | None = None) -> "Recommender":
+    def fit(self, data: TrainData, callback: ProgressCallback | None = None) -> Recommender:
         if data.matrix.nnz == 0:
             from recsys.errors import DataError
 
@@ -124,7 +125,8 @@ class Recommender(Model):
         self._check_fitted("seen_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
-            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), "
+                             f"got {user_idx.min()}..{user_idx.max()}")
         out = np.asarray(self._score(user_idx))
         return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
 
@@ -202,7 +204,7 @@ class Recommender(Model):
         self.users_.save(path / "users.parquet")
         self.items_.save(path / "items.parquet")
         sp.save_npz(path / "seen.npz", self.seen_)
-        np.savez(path / "state.npz", **self._state())
+        np.savez(path / "state.npz", **self._state())  # type: ignore[arg-type]  # numpy stub: **state might set allow_pickle
 
     def _load(self, path: Path) -> None:
         self.users_ = Vocabulary.load(path / "users.parquet")

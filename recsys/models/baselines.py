@@ -20,6 +20,8 @@ class RandomRecommender(Recommender):
     name = "random"
     tasks = ("recommend", "audience")
 
+    config: Config
+
     class Config(ModelConfig):
         random_state: int = Field(0, description="seed; the same seed gives the same lists")
 
@@ -73,10 +75,12 @@ class PopularityRecommender(Recommender):
     name = "popularity"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         measure: Literal["users", "weight"] = Field("users", description="count distinct users or sum weights")
 
-    scores_: np.ndarray | None = None
+    scores_: np.ndarray
 
     def _fit(self, data, callback) -> None:
         if self.config.measure == "users":

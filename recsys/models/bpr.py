@@ -21,6 +21,8 @@ class BPR(ImplicitRecommender):
     name = "bpr"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         factors: int = Field(64, ge=1, le=1024, description="latent dimensions")
         learning_rate: float = Field(0.01, gt=0, le=1.0, description="SGD step size")
@@ -29,8 +31,8 @@ class BPR(ImplicitRecommender):
         random_state: int = Field(42, description="seed of the factor initialisation and sampling")
         num_threads: int = Field(0, ge=0, description="0 = all cores (more than one thread is not bit-reproducible)")
 
-    user_factors_: np.ndarray | None = None
-    item_factors_: np.ndarray | None = None
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
 
     def _construct(self):
         from implicit.cpu.bpr import BayesianPersonalizedRanking

@@ -1,13 +1,21 @@
-"""Name -> class catalog used by configs. Modules register their classes with `@register`."""
+"""Name -> class catalog used by configs. Modules register their classes with `@register`.
+
+Registration fails loudly: an error while importing one of the project's model modules (a typo, a broken import
+of `recsys.*`) is raised as it is, never turned into "unknown model". Only a missing optional third-party package
+makes its module's models unavailable, with an "install X" hint on the lookup that needed them.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T", bound=type)
+if TYPE_CHECKING:
+    from recsys.models.base import Model
 
-_REGISTRY: dict[str, type] = {}
+T = TypeVar("T", bound="type[Model]")
+
+_REGISTRY: dict[str, type[Model]] = {}
 # modules that define models; imported lazily on first lookup (task modules add themselves here)
 MODEL_MODULES = [
     "recsys.models.baselines",
@@ -24,6 +32,7 @@ MODEL_MODULES = [
     "recsys.models.kmeans",
 ]
 _loaded = False
+_unavailable: dict[str, str] = {}  # model module -> the third-party package it could not import
 
 
 def register(cls: T) -> T:
@@ -35,17 +44,24 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for mod in MODEL_MODULES:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("recsys"):
-                continue  # a task module that is not there yet
-            raise
+            if not exc.name or exc.name.split(".")[0] == "recsys":
+                raise  # the project's own module: surface the import error
+            _unavailable[mod] = exc.name.split(".")[0]
+    _loaded = True
 
 
-def get_model_class(name: str, task: str | None = None) -> type:
+def unavailable_hint() -> str:
+    """'; models of M are unavailable because package P is not installed (...)' for each such module, else ''."""
+    return "".join(f"; models of {mod} are unavailable because package {pkg!r} is not installed "
+                   f"(install it: pip install {pkg})" for mod, pkg in sorted(_unavailable.items()))
+
+
+def get_model_class(name: str, task: str | None = None) -> type[Model]:
+    """The registered class; KeyError(name) when unknown (for the task): see `unavailable_hint` for why."""
     _ensure_loaded()
     cls = _REGISTRY.get(name)
     if cls is None or (task is not None and task not in cls.tasks):
@@ -58,5 +74,5 @@ def available(task: str | None = None) -> list[str]:
     return sorted(n for n, c in _REGISTRY.items() if task is None or task in c.tasks)
 
 
-def create(name: str, params: dict | None = None, task: str | None = None):
+def create(name: str, params: dict[str, Any] | None = None, task: str | None = None) -> Any:
     return get_model_class(name, task)(**(params or {}))

@@ -13,11 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from recsys.data.tables import TrainData
 from recsys.models import embeddings as E
@@ -40,6 +43,8 @@ class ContentModel(Recommender):
     name = "content"
     tasks = ("recommend", "similar", "search")
 
+    config: Config
+
     class Config(F.IndexConfig):
         embedding_model: str = Field(E.DEFAULT_MODEL, description="sentence-transformers model (packaged MiniLM or a "
                                                                   "local folder)")
@@ -47,10 +52,10 @@ class ContentModel(Recommender):
         profile: Literal["weighted", "uniform"] = Field(
             "weighted", description="user profile: mean of item embeddings weighted by interaction weight, or not")
 
-    item_vectors_: np.ndarray | None = None
+    item_vectors_: np.ndarray
     index_: Any = None
-    titles_: np.ndarray | None = None
-    fit_info_: dict[str, float] | None = None
+    titles_: np.ndarray
+    fit_info_: dict[str, float]
 
     # fit --------------------------------------------------------------------------------------------------
     def _fit(self, data: TrainData, callback: ProgressCallback | None) -> None:
@@ -93,7 +98,8 @@ class ContentModel(Recommender):
         self._check_fitted("index_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if len(user_idx) and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
-            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), "
+                             f"got {user_idx.min()}..{user_idx.max()}")
         return self.recommend_history(self.seen_[user_idx], k, exclude_seen)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
@@ -149,7 +155,7 @@ class ContentModel(Recommender):
         self._check_fitted("item_vectors_")
         return topk(queries.astype(np.float64) @ self.item_vectors_.T.astype(np.float64), k)
 
-    def add_items(self, items: "pd.DataFrame") -> np.ndarray:
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Embed catalog items that arrived after fit (item_id, title, text, category) and make them recommendable
         and searchable; ids already known are skipped. Returns the new items' indices."""
         import pandas as pd

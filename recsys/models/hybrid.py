@@ -55,6 +55,8 @@ class Hybrid(Recommender):
     name = "hybrid"
     tasks = ("recommend",)
 
+    config: Config
+
     class Config(ModelConfig):
         components: list[Component] = Field(
             default_factory=lambda: [Component(name="ease", params={"regularization": 500.0}, weight=0.7),
@@ -73,7 +75,7 @@ class Hybrid(Recommender):
                 raise ValueError("a hybrid cannot contain a hybrid")
             return v
 
-    components_: list[Recommender] | None = None
+    components_: list[Any]  # fitted Recommenders; a `content` one also answers add_items
 
     def weights(self) -> np.ndarray:
         c = self.config

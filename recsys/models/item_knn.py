@@ -20,6 +20,8 @@ class ItemKNN(ImplicitRecommender):
     name = "item_knn"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         k_neighbors: int = Field(100, ge=1, le=5000, description="neighbours kept per item")
         similarity: Literal["cosine", "bm25", "tfidf"] = Field("cosine", description="item-item similarity")
@@ -27,7 +29,7 @@ class ItemKNN(ImplicitRecommender):
         bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 b (similarity=bm25)")
         num_threads: int = Field(0, ge=0, description="0 = all cores")
 
-    similarity_: sp.csr_matrix | None = None
+    similarity_: sp.csr_matrix
 
     def _construct(self):
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender

@@ -27,6 +27,10 @@ Rule = Literal["vote", "elbow", "silhouette", "davies_bouldin", "calinski_haraba
 VoteCriterion = Literal["elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"]
 
 
+def _default_vote() -> list[VoteCriterion]:
+    return ["elbow", "silhouette", "davies_bouldin", "calinski_harabasz"]
+
+
 class KSelector(Protocol):
     """How a segmenter scores each K and chooses one; the project's is `recsys.evaluation.segment.K_SELECTION`
     (models do not import evaluation: the segment task hands it to `fit`)."""
@@ -43,7 +47,7 @@ class Segmenter(Model):
 
     tasks: ClassVar[tuple[str, ...]] = ("segment",)
 
-    def fit(self, frame: pd.DataFrame, features: list[str], callback: ProgressCallback | None = None) -> "Segmenter":
+    def fit(self, frame: pd.DataFrame, features: list[str], callback: ProgressCallback | None = None) -> Segmenter:
         raise NotImplementedError
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
@@ -61,12 +65,14 @@ class KMeansSegmenter(Segmenter):
 
     name = "kmeans"
 
+    config: Config
+
     class Config(ModelConfig):
         k_min: int = Field(2, ge=2, description="smallest K tried")
         k_max: int = Field(10, ge=2, le=50, description="largest K tried")
         selection: Rule = Field("vote", description="K-selection rule: vote across criteria, one criterion, or fixed")
         vote_criteria: list[VoteCriterion] = Field(
-            default_factory=lambda: ["elbow", "silhouette", "davies_bouldin", "calinski_harabasz"], min_length=1,
+            default_factory=_default_vote, min_length=1,
             description="criteria that each nominate a K when selection=vote")
         k: int | None = Field(None, ge=2, description="the K when selection=fixed")
         n_init: int = Field(10, ge=1, description="KMeans restarts per K")
@@ -78,7 +84,7 @@ class KMeansSegmenter(Segmenter):
         num_threads: int = Field(1, ge=0, description="OpenMP/BLAS threads while fitting (0 = library default)")
 
         @model_validator(mode="after")
-        def _range(self) -> "KMeansSegmenter.Config":
+        def _range(self) -> KMeansSegmenter.Config:
             if self.k_max < self.k_min:
                 raise ValueError(f"k_max must be >= k_min, but got k_min={self.k_min}, k_max={self.k_max}")
             if self.selection == "fixed" and (self.k is None or not self.k_min <= self.k <= self.k_max):
@@ -88,11 +94,11 @@ class KMeansSegmenter(Segmenter):
                 raise ValueError("selection=stability needs stability_bootstraps > 0")
             return self
 
-    k_: int | None = None
-    centroids_: np.ndarray | None = None
+    k_: int
+    centroids_: np.ndarray
 
     def fit(self, frame: pd.DataFrame, features: list[str], callback: ProgressCallback | None = None,
-            selector: KSelector | None = None) -> "KMeansSegmenter":
+            selector: KSelector | None = None) -> KMeansSegmenter:
         """Fit every K in [k_min, k_max]; `selector` scores each K and picks one (the segment task passes
         `recsys.evaluation.segment.K_SELECTION`)."""
         c = self.config
@@ -122,7 +128,7 @@ class KMeansSegmenter(Segmenter):
             if callback is not None:
                 callback(step, row)
         self.scores_ = pd.DataFrame(rows).set_index("k")
-        criteria = list(c.vote_criteria)
+        criteria: list[str] = list(c.vote_criteria)
         if c.stability_bootstraps == 0 and "stability" in criteria:
             criteria.remove("stability")
         self.k_, self.selection_ = selector.select(self.scores_, c.selection, criteria, c.k)

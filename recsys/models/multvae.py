@@ -9,6 +9,8 @@ stops when their NDCG@10 has not improved for that many epochs and the best epoc
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field
 
@@ -57,6 +59,8 @@ class MultVAE(Recommender):
     name = "multvae"
     tasks = ("recommend",)
 
+    config: Config
+
     class Config(ModelConfig):
         hidden: int = Field(600, ge=8, le=4096, description="hidden layer width (paper: 600)")
         latent: int = Field(200, ge=2, le=2048, description="latent dimensions (paper: 200)")
@@ -73,8 +77,8 @@ class MultVAE(Recommender):
         random_state: int = Field(42, description="seed of initialisation, dropout, sampling and the holdout")
         num_threads: int = Field(1, ge=0, description="torch threads while fitting; 0 = torch's default")
 
-    net_ = None
-    fit_info_: dict | None = None
+    net_: Any = None  # _MultVAENet once fitted
+    fit_info_: dict
 
     def _fit(self, data, callback: ProgressCallback | None) -> None:
         import torch

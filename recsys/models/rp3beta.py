@@ -46,6 +46,8 @@ class RP3beta(Recommender):
     name = "rp3beta"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         alpha: float = Field(1.0, ge=0, le=5, description="exponent on the transition probabilities")
         beta: float = Field(0.6, ge=0, le=5, description="popularity penalty: divide by pop(j)^beta")
@@ -53,7 +55,7 @@ class RP3beta(Recommender):
         normalize_similarity: bool = Field(False, description="rescale each row of W to sum 1 after pruning")
         num_threads: int = Field(0, ge=0, description="BLAS threads while fitting; 0 = library default")
 
-    similarity_: sp.csr_matrix | None = None
+    similarity_: sp.csr_matrix
 
     def _fit(self, data, callback) -> None:
         from threadpoolctl import threadpool_limits

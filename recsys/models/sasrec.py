@@ -10,7 +10,7 @@ last `max_len` training items predicts the following item, with binary cross-ent
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -28,6 +28,8 @@ def build_net(n_items: int, factors: int, n_blocks: int, n_heads: int, max_len: 
     from torch import nn
 
     class SASRecNet(nn.Module):
+        causal: torch.Tensor  # registered buffer (upper-triangular attention mask)
+
         def __init__(self) -> None:
             super().__init__()
             self.item_emb = nn.Embedding(n_items + 1, factors, padding_idx=0)  # index 0 pads, item i is i + 1
@@ -79,6 +81,8 @@ class SASRec(Recommender):
     name = "sasrec"
     tasks = ("recommend", "similar")
 
+    config: Config
+
     class Config(ModelConfig):
         factors: int = Field(50, ge=4, le=1024, description="embedding / hidden size (paper: 50)")
         n_blocks: int = Field(2, ge=1, le=8, description="self-attention blocks (paper: 2)")
@@ -93,8 +97,8 @@ class SASRec(Recommender):
         random_state: int = Field(42, description="seed of initialisation, dropout and negative sampling")
         num_threads: int = Field(1, ge=0, description="torch threads while fitting; 0 = torch's default")
 
-    net_ = None
-    sequences_: list[np.ndarray] | None = None
+    net_: Any = None  # _SASRecNet once fitted
+    sequences_: list[np.ndarray]
 
     def _fit(self, data, callback: ProgressCallback | None) -> None:
         import torch

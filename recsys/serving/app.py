@@ -232,7 +232,8 @@ def create_api(holder: ServiceHolder) -> FastAPI:
                   description=f"Models holding alias `{cfg.alias}` among {list(cfg.models)} "
                               f"in the registry at the configured tracking URI.")
     admin = _bearer_check()
-    errors = {404: {"model": Message}, 422: {"model": Invalid}, 503: {"model": Message}}
+    errors: dict[int | str, dict[str, Any]] = {404: {"model": Message}, 422: {"model": Invalid},
+                                               503: {"model": Message}}
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -248,6 +249,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         state = holder.state
         _require(state, "recommend", cfg.alias, cfg.models)
         index = state.recommend
+        assert index is not None  # _require: a recommend model is loaded
         return _json(index.recommendations(user_id, k or index.default_k))
 
     @api.post("/recommendations", response_model=FoldedIn, responses=errors, tags=["recommend"],
@@ -258,6 +260,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         state = holder.state
         _require(state, "recommend", cfg.alias, cfg.models)
         index = state.recommend
+        assert index is not None  # _require: a recommend model is loaded
         return _json(index.fold_in(body.user_id, body.items, body.k or index.default_k))
 
     @api.get("/items/{item_id}/similar", response_model=SimilarItems, responses=errors, tags=["recommend"],
@@ -269,6 +272,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
             return _similar_from(state.by_task["similar"], item_id, k)
         model = _require(state, "recommend", cfg.alias, cfg.models)
         index = state.recommend
+        assert index is not None  # _require: a recommend model is loaded
         if index.sim_items is None:
             raise HTTPException(503, f"{model.name} v{model.version} ({cfg.alias}) does not answer similar-item "
                                      f"queries; promote a model that does (item_knn, als)")

@@ -86,7 +86,7 @@ class ParquetSink(Sink):
             _log.warning("removing %s, left by an interrupted run", stale)
             stale.unlink(missing_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}{TMP_MARK}{uuid.uuid4().hex[:8]}"
-        self._writer = None
+        self._writer: Any = None  # pyarrow.parquet.ParquetWriter once the first chunk arrives
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -218,7 +218,7 @@ def score_to(predictor: Any, user_ids: np.ndarray, k: int, sink: Sink, batch_siz
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from recsys.serving.predictor import load_predictor
+    from recsys.serving.predictor import RecommendPredictor, load_predictor
     from recsys.tracking import resolve_tracking_uri
     from recsys.tracking.model_store import batch_run, fetch_model
 
@@ -226,7 +226,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     sink = make_sink(args.output, args.table)  # bad output is an error before any download
     with fetch_model(tracking_uri, args.model) as (ref, folder):
         predictor = load_predictor(folder)
-        if getattr(predictor, "task", "") != "recommend":
+        if not isinstance(predictor, RecommendPredictor):
             raise RecsysError(f"{args.model} answers task {predictor.task!r}; batch scoring needs a recommend model")
         users = read_users(args.users, predictor.model.users_.ids)
         with batch_run(tracking_uri, args.experiment, ref, {"k": args.k, "users": args.users,

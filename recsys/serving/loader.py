@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys.errors import ConfigError
 from recsys.logging import get_logger
-from recsys.serving.predictor import Predictor, load_predictor
+from recsys.serving.predictor import Predictor, RecommendPredictor, load_predictor
 
 _log = get_logger(__name__)
 
@@ -108,6 +108,8 @@ class RecommendIndex:
         self.top_items, self.top_scores = _batched(lambda idx: model.recommend(idx, self.k_max), n_users, batch_size)
         fb_items, fb_scores = model.fallback(1, self.k_max)
         self.fallback_items, self.fallback_scores = fb_items[0], fb_scores[0]
+        self.sim_items: np.ndarray | None
+        self.sim_scores: np.ndarray | None
         try:
             self.sim_items, self.sim_scores = _batched(lambda idx: model.similar(idx, self.k_max), n_items, batch_size)
         except NotImplementedError:
@@ -160,6 +162,7 @@ class RecommendIndex:
         training history is added. No usable history: the user's own list, or the popular items."""
         k = min(k, self.k_max)
         pred = self.entry.predictor
+        assert isinstance(pred, RecommendPredictor)  # a RecommendIndex is built for recommend models only
         ranked, scores, reason, unknown = pred.answer([user_id if user_id is not None else ""], [items], k)
         if reason[0] != "folded_in":
             pos = self.user_pos.get(user_id, -1) if user_id is not None else -1
@@ -174,7 +177,7 @@ class RecommendIndex:
     def similar(self, item_id: str, k: int) -> bytes | None:
         """JSON of the k nearest items, or None when `item_id` is unknown."""
         pos = self.item_pos.get(item_id)
-        if pos is None or self.sim_items is None:
+        if pos is None or self.sim_items is None or self.sim_scores is None:
             return None
         k = min(k, self.k_max)
         return orjson.dumps({"item_id": item_id, "k": k, "reason": "neighbours", "fallback": False,

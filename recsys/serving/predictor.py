@@ -8,8 +8,9 @@ recommend predictor lives here, the others in `recsys.serving.predictors.<task>`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from recsys.data.vocab import Vocabulary
 from recsys.errors import RecsysError
 from recsys.evaluation.ranked import ranked_cells
 
-PREDICTORS: dict[str, Callable[[Path, dict], "Predictor"]] = {}
+PREDICTORS: dict[str, Callable[[Path, dict], Predictor]] = {}
 
 
 def predictor(task: str):
@@ -56,7 +57,8 @@ class ModelPredictor(Predictor):
     def __init__(self, model_dir: Path, meta: dict) -> None:
         from recsys.models.base import Model
 
-        self.model = Model.load(model_dir)
+        # the task's model class (Recommender, ContentModel, Segmenter, ...) is known from the folder at run time
+        self.model: Any = Model.load(model_dir)
         self.default_k = int(meta.get("k", 10))
 
     def checked_k(self, frame: pd.DataFrame, params: dict[str, Any] | None) -> int:

@@ -24,13 +24,7 @@ def get_task(name: str) -> Task:
     module = TASK_MODULES.get(name)
     if module is None:
         raise ConfigError(f"task {name!r} is unknown (available: {', '.join(TASK_MODULES)})")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            raise ConfigError(f"task {name!r} is not available in this version of recsys") from None
-        raise
-    return mod.TASK
+    return importlib.import_module(module).TASK  # an import error of the task's module surfaces as it is
 
 
 __all__ = ["ModelResult", "Task", "TaskContext", "get_task"]

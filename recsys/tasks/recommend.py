@@ -58,7 +58,8 @@ class RecommendTask(Task):
         data = TrainData.build(split.train, items)
         split.audit.update(catalog_audit(split.test, data))
         target = self._target(cfg, data, split.test)
-        params = {**flatten(cfg.data.model_dump(mode="json"), "data."), **flatten(cfg.split.model_dump(mode="json"), "split.")}
+        params = {**flatten(cfg.data.model_dump(mode="json"), "data."),
+                  **flatten(cfg.split.model_dump(mode="json"), "split.")}
         params = {k: v for k, v in params.items() if not k.startswith(_other_sources(cfg.data.source))}
         ctx = TaskContext(cfg=cfg, dataset_name=name, fingerprint=fingerprint, split_fingerprint=split.fingerprint(),
                           params=params, is_validation=is_validation)

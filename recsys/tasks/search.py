@@ -238,7 +238,8 @@ class SearchTask(Task):
         eval_s = time.perf_counter() - t1
         kmax = max(cfg.metrics.k)
         _log.info("%-14s %s=%.4f recall_vs_exact_at_%d=%.4f p50=%.3fms p99=%.3fms build=%.2fs (fit %.1fs, "
-                  "evaluate %.1fs)", entry.run_name, cfg.metrics.primary, metrics.get(cfg.metrics.primary, float("nan")),
+                  "evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
+                  metrics.get(cfg.metrics.primary, float("nan")),
                   kmax, metrics[f"recall_vs_exact_at_{kmax}"], metrics["query_latency_p50_ms"],
                   metrics["query_latency_p99_ms"], metrics.get("index_build_seconds", float("nan")), fit_s, eval_s)
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=metrics, model=model,

@@ -222,7 +222,7 @@ def profile_markdown(profile: pd.DataFrame) -> str:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
-        return "–" if v != v else (f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}")  # 4 significant digits
+        return "–" if v != v else (f"{v:.4g}" if abs(float(v)) < 1000 else f"{v:,.0f}")  # 4 significant digits
     return str(v)
 
 

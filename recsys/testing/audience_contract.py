@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ class AudienceContract(ModelContract):
         assert (np.diff(scores, axis=1) <= 1e-12).all()
 
     def test_save_load_roundtrip(self, fitted, tmp_path):
-        loaded = Model.load(fitted.save(tmp_path / "m"))
+        loaded: Any = Model.load(fitted.save(tmp_path / "m"))  # the same subclass as `fitted` (asserted below)
         assert type(loaded) is type(fitted) and loaded.params == fitted.params
         items = np.arange(8)
         for a, b in zip(fitted.audience(items, 5), loaded.audience(items, 5)):

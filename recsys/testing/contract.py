@@ -88,7 +88,7 @@ class RecommenderContract(ModelContract):
 
     def test_save_load_roundtrip(self, fitted, tmp_path):
         fitted.save(tmp_path / "m")
-        loaded = Model.load(tmp_path / "m")
+        loaded: Any = Model.load(tmp_path / "m")  # the same subclass as `fitted` (asserted below)
         assert type(loaded) is type(fitted)
         assert loaded.params == fitted.params
         users = np.arange(10)

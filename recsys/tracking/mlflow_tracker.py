@@ -9,11 +9,13 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -118,12 +120,13 @@ class MlflowTracker:
         self._ctx_tags = {"dataset": ctx.dataset_name, "split": str(ctx.params.get("split.method", "")),
                           "dataset_fingerprint": ctx.fingerprint, "split_fingerprint": ctx.split_fingerprint}
         self._batch(self.parent_id, params=ctx.params, tags=self._ctx_tags)
-        self.client.log_dict(self.parent_id, ctx.stats, "data_statistics.json")
+        if self.parent_id is not None:
+            self.client.log_dict(self.parent_id, ctx.stats, "data_statistics.json")
         self._log_tables(self.parent_id, ctx.parent_artifacts)
         self._datasets = []
         for name, frame, context in ctx.inputs:
             try:
-                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=name)
+                ds = from_pandas(frame.reset_index(drop=True), name=name)
                 self._datasets.append((ds, context))
             except Exception as exc:  # dataset metadata is nice to have, never fatal
                 _log.warning("could not build MLflow dataset %s: %s", name, exc)
@@ -201,7 +204,7 @@ class MlflowTracker:
         example = result.input_example
         params = result.pyfunc_params or None
         signature = None
-        if example is not None:
+        if example is not None and result.model_dir is not None:
             output = load_predictor(result.model_dir).predict(example, params)
             signature = infer_signature(example, output, params=params)
             if result.extra.get("history_input"):

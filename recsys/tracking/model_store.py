@@ -52,7 +52,7 @@ def resolve_alias(tracking_uri: str, name: str, alias: str) -> AliasedVersion | 
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
-    return AliasedVersion(name=name, alias=alias, version=str(mv.version), run_id=mv.run_id, source=mv.source)
+    return AliasedVersion(name=name, alias=alias, version=str(mv.version), run_id=mv.run_id, source=mv.source or "")
 
 
 def download_model_folder(tracking_uri: str, ref: AliasedVersion, dst: Path) -> Path:
@@ -92,7 +92,7 @@ def resolve_model_uri(tracking_uri: str, uri: str) -> AliasedVersion:
         mv = _client(tracking_uri).get_model_version(name, version)
     except MlflowException:
         raise RecsysError(f"{name!r} has no version {version} in {tracking_uri}") from None
-    return AliasedVersion(name=name, alias="", version=str(mv.version), run_id=mv.run_id, source=mv.source)
+    return AliasedVersion(name=name, alias="", version=str(mv.version), run_id=mv.run_id, source=mv.source or "")
 
 
 @contextlib.contextmanager
@@ -110,7 +110,7 @@ def batch_run(tracking_uri: str, experiment: str, ref: AliasedVersion,
 
     Under `mlflow run` ($MLFLOW_RUN_ID) the project's run is used. A job that raises ends the run FAILED.
     """
-    from recsys.data.sql import mask_text
+    from recsys.config.urls import mask_text
 
     mlflow.set_tracking_uri(tracking_uri)
     env_run = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -126,7 +126,10 @@ def batch_run(tracking_uri: str, experiment: str, ref: AliasedVersion,
         client.set_tag(run.info.run_id, key, value)
     mlflow.log_params({k: mask_text(str(v)) for k, v in params.items()})
     try:
-        yield lambda metrics: mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        def log(metrics: dict) -> None:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+        yield log
     except BaseException:
         mlflow.end_run("FAILED")
         raise

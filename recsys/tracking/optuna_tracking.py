@@ -66,7 +66,7 @@ class TuningLog:
     def log_validation(self, tuning_run_id: str, model_run_id: str | None, vctx: Any) -> None:
         """Evidence that tuning was blind to the test part: the validation split's fingerprint (tuning and model
         run) and the validation data as dataset inputs of the tuning run (holdout: context `validation`)."""
-        import mlflow
+        from mlflow.data.pandas_dataset import from_pandas
         from mlflow.entities import DatasetInput, InputTag
 
         tags = {"validation_fingerprint": vctx.split_fingerprint}
@@ -77,7 +77,7 @@ class TuningLog:
         for name, frame, context in vctx.inputs:
             ctx_name = "validation" if context == "testing" else context
             try:
-                ds = mlflow.data.from_pandas(frame.reset_index(drop=True), name=f"{name}-validation"
+                ds = from_pandas(frame.reset_index(drop=True), name=f"{name}-validation"
                                              if ctx_name == "validation" else f"{name}-validation-train")
                 inputs.append(DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", ctx_name)]))
             except Exception as exc:  # dataset metadata is evidence, never fatal

@@ -258,8 +258,9 @@ def _reevaluate(client: MlflowClient, model_name: str, version: str, challenger_
                              f"experiment run holding {TEST_ROWS}; re-run the challenger's experiment")
     ks = cutoffs_needed(primary, policy)
     evidence = reevaluate_version(client, model_name, version, parent, ks)
+    n_users = 0 if evidence.per_user is None else len(evidence.per_user)
     _log.info("re-evaluated v%s on %d test users of the challenger's split: %s=%.4f", version,
-              len(evidence.per_user), primary, evidence.metrics.get(primary, float("nan")))
+              n_users, primary, evidence.metrics.get(primary, float("nan")))
     return evidence
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -75,8 +75,8 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
 
 def slice_tables(results: list[ModelResult], metric: str) -> dict[str, pd.DataFrame]:
     """Slice × model tables of the selection metric (and recall by item popularity) for the report."""
-    frames = {r.entry.run_name: r.tables.get("slices.parquet") for r in results}
-    frames = {k: v for k, v in frames.items() if v is not None and not v.empty}
+    found = {r.entry.run_name: r.tables.get("slices.parquet") for r in results}
+    frames = {k: v for k, v in found.items() if v is not None and not v.empty}
     if not frames:
         return {}
     out: dict[str, pd.DataFrame] = {}
@@ -107,7 +107,7 @@ def slice_tables(results: list[ModelResult], metric: str) -> dict[str, pd.DataFr
 def fold_table(results: list[ModelResult], comparison: pd.DataFrame, metric: str) -> pd.DataFrame | None:
     """One row per (model, fold) with the headline metrics; None without repeated splits."""
     cols = headline_metrics(comparison, metric)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in results:
         for child in r.children:
             if child.tags.get("role") != "fold":

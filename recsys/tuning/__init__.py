@@ -2,7 +2,7 @@
 
 `tune_model` runs (or resumes) one study for one model entry on a validation context carved from the training
 part; `make_tuner` returns the hook `run_experiment` calls for entries with a `search` space. Importing this
-package does not import optuna (config validation uses `recsys.tuning.space`).
+package does not import optuna.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def make_tuner(storage: str | None = None, n_trials: int | None = None, **option
     return _make(storage=storage, n_trials=n_trials, **options)
 
 
-def tune_model(*args: Any, **kwargs: Any) -> "TuneResult":
+def tune_model(*args: Any, **kwargs: Any) -> TuneResult:
     """See `recsys.tuning.tuner.tune_model`."""
     from recsys.tuning.tuner import tune_model as _tune
 

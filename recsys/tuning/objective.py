@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -32,8 +32,10 @@ def suggest(trial: optuna.Trial, specs: dict[str, ParamSpec]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, s in specs.items():
         if s.type == "categorical":
-            out[name] = trial.suggest_categorical(name, s.choices)
-        elif s.type == "int":
+            out[name] = trial.suggest_categorical(name, s.choices or [])
+            continue
+        assert s.low is not None and s.high is not None  # ParamSpec checks int/float bounds
+        if s.type == "int":
             out[name] = trial.suggest_int(name, int(s.low), int(s.high), step=int(s.step or 1), log=s.log)
         else:
             out[name] = trial.suggest_float(name, s.low, s.high, step=s.step, log=s.log)
@@ -157,6 +159,7 @@ class Objective:
             partial = info.get("partial_model")
             if partial is None:
                 return
+            assert self.scorer is not None  # checked before the callback was made
             value = self.scorer(partial())
             trial.report(value, epoch)
             self._epochs.setdefault(trial.number, []).append(epoch + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from recsys.tuning.space import SelectRule
 _log = get_logger(__name__)
 
 
-def select_trial(study: optuna.Study, metrics: list[str], directions: list[str],
+def select_trial(study: optuna.Study, metrics: list[str], directions: Sequence[str],
                  rule: SelectRule | None) -> FrozenTrial:
     """The single best trial, or the Pareto trial chosen by `rule` (multi-objective)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -61,7 +62,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def summary(study: optuna.Study, storage: str, metrics: list[str], directions: list[str], n_trials: int,
+def summary(study: optuna.Study, storage: str, metrics: list[str], directions: Sequence[str], n_trials: int,
             best: FrozenTrial, baseline: dict[str, float], rule: SelectRule | None) -> dict[str, Any]:
     return {
         "study_name": study.study_name, "storage": storage, "metrics": metrics, "directions": directions,

@@ -6,8 +6,9 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -126,14 +127,17 @@ def study_name(cfg: ExperimentConfig, entry: ModelEntry) -> str:
     return f"{cfg.name}.{entry.run_name}.{space_hash(payload)}"
 
 
-def directions(cfg: ExperimentConfig, entry: ModelEntry) -> list[str]:
+def directions(cfg: ExperimentConfig, entry: ModelEntry) -> list[Direction]:
     metrics = objective_metrics(entry.metric, cfg.metrics.primary)
     if entry.directions is not None:
         return list(entry.directions)
     return [cfg.selection.direction if m == cfg.selection_metric else default_direction(m) for m in metrics]
 
 
-def default_direction(metric: str) -> str:
+Direction = Literal["maximize", "minimize"]
+
+
+def default_direction(metric: str) -> Direction:
     """Direction of a metric a config names without `directions` (the rule of `recsys.evaluation.direction`)."""
     return metric_direction(metric)
 

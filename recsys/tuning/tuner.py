@@ -12,6 +12,7 @@ import datetime as dt
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,16 @@ from recsys.tasks.base import Task, TaskContext
 from recsys.tuning import report
 from recsys.tuning.objective import PREFIX, Objective, SurplusTrial
 from recsys.tuning.space import check_objectives, objective_metrics, parse_space
-from recsys.tuning.storage import (Heartbeat, directions, make_pruner, make_sampler, open_storage, redact,
-                                   resolve_storage, study_name)
+from recsys.tuning.storage import (
+    Heartbeat,
+    directions,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    redact,
+    resolve_storage,
+    study_name,
+)
 
 _log = get_logger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -147,7 +156,7 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
                       tuning_run_id=tuning_run_id)
 
 
-def beats(best: dict[str, float], baseline: dict[str, float], metrics: list[str], dirs: list[str]) -> bool:
+def beats(best: dict[str, float], baseline: dict[str, float], metrics: list[str], dirs: Sequence[str]) -> bool:
     """Whether the chosen trial is better than the default params on validation.
 
     One metric: strictly better in its direction. Several: no worse on every metric and strictly better on
@@ -256,10 +265,10 @@ def _fail_unbeaten(study: optuna.Study) -> None:
     rdb = getattr(storage, "_backend", storage)
     if not isinstance(rdb, RDBStorage) or not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return
-    grace = rdb.grace_period if rdb.grace_period is not None else 2 * rdb.heartbeat_interval
+    grace = rdb.grace_period if rdb.grace_period is not None else 2 * (rdb.heartbeat_interval or 0)
     session = rdb.scoped_session()
     try:
-        now = _utc_naive(session.execute(sqlalchemy.func.now()).scalar())
+        now = _utc_naive(session.execute(sqlalchemy.func.now()).scalar_one())
         rows = (session.query(models.TrialModel.trial_id, models.TrialModel.__table__.c.datetime_start)
                 .outerjoin(models.TrialHeartbeatModel,
                            models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
@@ -319,8 +328,8 @@ def _baseline(task: Task, vctx: TaskContext, entry: ModelEntry, metrics: list[st
     return {m: float(res.metrics[m]) for m in metrics if m in res.metrics}
 
 
-def _log_outcome(log: Any, study: optuna.Study, info: dict, metrics: list[str], tuning_run_id: str,
-                 model_run_id: str) -> None:
+def _log_outcome(log: Any, study: optuna.Study, info: dict, metrics: list[str], tuning_run_id: str | None,
+                 model_run_id: str | None) -> None:
     by_state = info["trials_by_state"]
     values = info["best_values"]
     m = {f"best_{PREFIX}{k}": v for k, v in values.items()}

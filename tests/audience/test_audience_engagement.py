@@ -108,13 +108,13 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_unknown_task_param_is_a_config_error_naming_the_key():
-    from recsys.config import config_from_dict
+    from recsys.experiment import experiment_config_from_dict
 
     raw = {"name": "x", "task": "audience", "models": [{"name": "activity"}], "metrics": {"k": [10],
            "primary": "precision_at_10"}, "task_params": {"exclude_interactd": False}}
     with pytest.raises(ConfigError, match="task_params.exclude_interactd.*exclude_interacted"):
-        config_from_dict(raw)
+        experiment_config_from_dict(raw)
     raw["task_params"] = {}
     raw["metrics"]["primary"] = "ndcg_at_100"
     with pytest.raises(ConfigError, match="metrics.primary.*ndcg_at_10"):
-        config_from_dict(raw)
+        experiment_config_from_dict(raw)

@@ -11,8 +11,13 @@ from recsys.config.schema import SplitConfig, SyntheticConfig
 from recsys.data.split import split_interactions
 from recsys.data.synthetic import generate
 from recsys.data.tables import TrainData
-from recsys.evaluation.audience import (audience_metrics, build_audience_target, expected_random_precision, lift,
-                                        top_share)
+from recsys.evaluation.audience import (
+    audience_metrics,
+    build_audience_target,
+    expected_random_precision,
+    lift,
+    top_share,
+)
 from recsys.models.baselines import RandomRecommender
 
 

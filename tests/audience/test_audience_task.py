@@ -112,7 +112,7 @@ def test_mlflow_runs_pyfunc_and_promotion(mlflow_uri, tmp_path):
     cfg = audience_config(registry={"policy": POLICY, "model_name": "aud-test"})
     result = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
     client = mlflow.MlflowClient(mlflow_uri)
-    for label, run_id in result.run_ids.items():
+    for run_id in result.run_ids.values():
         run = client.get_run(run_id)
         assert {"precision_at_5", "precision_at_20", "lift_at_20", "product_coverage"} <= set(run.data.metrics)
         assert float(run.data.params["diagnostics.one_time_user_share"]) > 0.3

@@ -5,73 +5,74 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from recsys.config import config_from_dict, load_config
 from recsys.config.loader import parse_overrides
 from recsys.errors import ConfigError
+from recsys.experiment import experiment_config_from_dict, load_experiment_config
 
 BASE = {"name": "t", "models": [{"name": "popularity"}]}
 
 
 def test_unknown_top_level_key_suggests_fix():
     with pytest.raises(ConfigError, match=r"`modles` is unknown; did you mean `models`\?"):
-        config_from_dict({**BASE, "modles": []})
+        experiment_config_from_dict({**BASE, "modles": []})
 
 
 def test_unknown_nested_key_lists_allowed():
     with pytest.raises(ConfigError, match=r"`split.methd` is unknown; did you mean `split.method`.*allowed here"):
-        config_from_dict({**BASE, "split": {"methd": "temporal"}})
+        experiment_config_from_dict({**BASE, "split": {"methd": "temporal"}})
 
 
 def test_bad_enum_value_names_key_value_and_allowed():
     with pytest.raises(ConfigError, match=r"`split.method` has invalid value 'timewise'.*'temporal'"):
-        config_from_dict({**BASE, "split": {"method": "timewise"}})
+        experiment_config_from_dict({**BASE, "split": {"method": "timewise"}})
 
 
 def test_out_of_bounds_value():
     with pytest.raises(ConfigError, match=r"`split.test_size` has invalid value 1.5"):
-        config_from_dict({**BASE, "split": {"test_size": 1.5}})
+        experiment_config_from_dict({**BASE, "split": {"test_size": 1.5}})
 
 
 def test_unknown_model_suggests_name():
     with pytest.raises(ConfigError, match=r"unknown model 'alss'.*did you mean 'als'"):
-        config_from_dict({**BASE, "models": [{"name": "alss"}]})
+        experiment_config_from_dict({**BASE, "models": [{"name": "alss"}]})
 
 
 def test_unknown_model_param_suggests_name():
     with pytest.raises(ConfigError, match=r"`models.0.params.factor` is unknown for model 'als'; did you mean "
                                           r"`models.0.params.factors`"):
-        config_from_dict({**BASE, "models": [{"name": "als", "params": {"factor": 8}}]})
+        experiment_config_from_dict({**BASE, "models": [{"name": "als", "params": {"factor": 8}}]})
 
 
 def test_bad_model_param_value():
     with pytest.raises(ConfigError, match=r"`models.0.params.factors` has invalid value 0"):
-        config_from_dict({**BASE, "models": [{"name": "als", "params": {"factors": 0}}]})
+        experiment_config_from_dict({**BASE, "models": [{"name": "als", "params": {"factors": 0}}]})
 
 
 def test_duplicate_labels_rejected():
     with pytest.raises(ConfigError, match="labels must be unique"):
-        config_from_dict({**BASE, "models": [{"name": "als"}, {"name": "als"}]})
+        experiment_config_from_dict({**BASE, "models": [{"name": "als"}, {"name": "als"}]})
 
 
 def test_missing_required_key():
     with pytest.raises(ConfigError, match="`models` is required"):
-        config_from_dict({"name": "t"})
+        experiment_config_from_dict({"name": "t"})
 
 
 def test_bad_k():
     with pytest.raises(ConfigError, match=r"every K must be > 0"):
-        config_from_dict({**BASE, "metrics": {"k": [0, 10]}})
+        experiment_config_from_dict({**BASE, "metrics": {"k": [0, 10]}})
 
 
 def test_overrides_change_nested_fields_and_lists():
-    cfg = config_from_dict({**BASE, "models": [{"name": "als", "params": {"factors": 8}}]},
+    cfg = experiment_config_from_dict({**BASE, "models": [{"name": "als", "params": {"factors": 8}}]},
                            ["seed=9", "models.0.params.factors=32", "metrics.k=[5, 20]", "split.method=random"])
     assert cfg.seed == 9 and cfg.models[0].params["factors"] == 32
     assert cfg.metrics.k == [5, 20] and cfg.split.method == "random"
 
 
 def test_override_replaces_model_list():
-    cfg = config_from_dict({**BASE, "models": [{"name": "als"}]}, ["models=[{name: random}, {name: popularity}]"])
+    cfg = experiment_config_from_dict({**BASE, "models": [{"name": "als"}]},
+                                      ["models=[{name: random}, {name: popularity}]"])
     assert [m.name for m in cfg.models] == ["random", "popularity"]
 
 
@@ -83,19 +84,19 @@ def test_override_string_form_and_errors():
     with pytest.raises(ConfigError, match="must look like key=value"):
         parse_overrides(["seed"])
     with pytest.raises(ConfigError, match="not a valid index"):
-        config_from_dict(BASE, ["models.5.name=als"])
+        experiment_config_from_dict(BASE, ["models.5.name=als"])
 
 
 def test_load_config_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.yaml")
+        load_experiment_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(bad)
+        load_experiment_config(bad)
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(BASE))
-    assert load_config(good).name == "t"
+    assert load_experiment_config(good).name == "t"
 
 
 def test_shipped_configs_validate():
@@ -103,4 +104,4 @@ def test_shipped_configs_validate():
 
     repo = Path(__file__).resolve().parents[2]
     for path in sorted((repo / "configs").glob("*.yaml")):
-        load_config(path)
+        load_experiment_config(path)

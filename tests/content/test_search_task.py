@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.config import config_from_dict
 from recsys.errors import ConfigError, RecsysError
-from recsys.experiment import run_experiment
+from recsys.experiment import experiment_config_from_dict, run_experiment
 from recsys.tasks import get_task
 from recsys.evaluation.search import recall_vs_exact
 
@@ -37,7 +36,7 @@ def test_search_runs_log_index_metrics_reuse_cache_and_serve(mlflow_uri, tmp_pat
     from recsys.tracking import MlflowTracker
 
     monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = config_from_dict(search_raw())
+    cfg = experiment_config_from_dict(search_raw())
     first = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     n_items = first.context.state["data"].n_items
@@ -80,7 +79,7 @@ def test_search_runs_log_index_metrics_reuse_cache_and_serve(mlflow_uri, tmp_pat
 
 
 def test_queries_have_known_relevant_items_and_validation_is_disjoint():
-    cfg = config_from_dict(search_raw(min_relevant=2, validation_share=0.3))
+    cfg = experiment_config_from_dict(search_raw(min_relevant=2, validation_share=0.3))
     task = get_task("search")
     ctx = task.prepare(cfg)
     data, queries = ctx.state["data"], ctx.state["queries"]
@@ -105,7 +104,7 @@ def test_movielens_tags_are_queries(tmp_path):
     from tests.conftest import shared_data
 
     folder = shared_data("ml-latest-small")
-    cfg = config_from_dict({**search_raw(min_relevant=3),
+    cfg = experiment_config_from_dict({**search_raw(min_relevant=3),
                             "data": {"source": "movielens", "movielens": {"name": "ml-latest-small",
                                                                           "path": str(folder), "download": False}}})
     ctx = get_task("search").prepare(cfg)
@@ -135,17 +134,17 @@ def test_recall_vs_exact_counts_ties_as_found():
 ])
 def test_bad_task_params_name_the_key(params, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.").replace("(", r"\(")):
-        config_from_dict({**search_raw(), "task_params": params})
+        experiment_config_from_dict({**search_raw(), "task_params": params})
 
 
 def test_primary_metric_must_be_computed():
     with pytest.raises(ConfigError, match="recall_vs_exact_at_10"):
-        config_from_dict({**search_raw(), "metrics": {"k": [10], "primary": "recall_vs_exact_at_100"}})
+        experiment_config_from_dict({**search_raw(), "metrics": {"k": [10], "primary": "recall_vs_exact_at_100"}})
 
 
 def test_only_search_models_are_accepted():
     with pytest.raises(ConfigError, match="unknown model 'als' for task 'search'"):
-        config_from_dict({**search_raw(), "models": [{"name": "als"}]})
+        experiment_config_from_dict({**search_raw(), "models": [{"name": "als"}]})
 
 
 def test_predictor_rejects_missing_queries(tmp_path, monkeypatch):

@@ -54,7 +54,10 @@ def _run_cli(tmp_path, capsys, df: pd.DataFrame, columns: dict, data: dict | Non
     return code, [line for line in err.splitlines() if line.startswith("error")]
 
 
-STARS = lambda r, n: r.integers(1, 6, n)
+def STARS(r, n):
+    return r.integers(1, 6, n)
+
+
 CASES = {
     "threshold without a rating column": (
         _events(), {}, {"implicit": {"rating_threshold": 4}}, None, "data.implicit.rating_threshold=4.0 cannot apply"),
@@ -68,7 +71,8 @@ CASES = {
         {"rating": "stars", "event": "act"}, {"implicit": {"rating_weight": "rating"}}, None,
         "data.implicit.rating_weight='rating' cannot apply"),
     "event weights without an event column": (
-        _events(), {}, {"implicit": {"event_weights": {"view": 1.0}}}, None, "data.implicit.event_weights cannot apply"),
+        _events(), {}, {"implicit": {"event_weights": {"view": 1.0}}}, None,
+        "data.implicit.event_weights cannot apply"),
     "event weights with a weight column": (
         _events(w=2.0, act="view"), {"weight": "w", "event": "act"}, {"implicit": {"event_weights": {"view": 1.0}}},
         None, "data.implicit.event_weights cannot apply: the weight column 'w'"),
@@ -87,7 +91,8 @@ CASES = {
     "cutoff with a random split": (
         _events(), {}, None, {"method": "random", "cutoff": "2021-03-04"}, "split.cutoff='2021-03-04' only applies"),
     "unknown canonical column": (
-        _events(), {"userid": "customer"}, None, None, "unknown canonical column(s) ['userid'] in data.tabular.columns"),
+        _events(), {"userid": "customer"}, None, None,
+        "unknown canonical column(s) ['userid'] in data.tabular.columns"),
     "timestamp unit that cannot apply": (
         _events(), {}, {"tabular_unit": "datetime"}, None, "'ts' holds numbers, so data.tabular.timestamp_unit"),
 }
@@ -150,7 +155,8 @@ def test_allow_drop_accepts_more_than_one_percent_and_still_warns(caplog):
 
 def test_threshold_applies_with_a_weight_column():
     df = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "item_id": ["x", "y", "z", "w"],
-                       "timestamp": [T0, T0 + 1, T0 + 2, T0 + 3], "rating": [5, 2, 4, 1], "weight": [3.0, 9.0, 1.0, 7.0]})
+                       "timestamp": [T0, T0 + 1, T0 + 2, T0 + 3], "rating": [5, 2, 4, 1],
+                       "weight": [3.0, 9.0, 1.0, 7.0]})
     out = validate_interactions(df, DataConfig(implicit={"rating_threshold": 4}), "f.csv")
     assert dict(zip(out["item_id"], out["weight"])) == {"x": 3.0, "z": 1.0}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.config import config_from_dict
 from recsys.data import load_dataset
 from recsys.errors import ConfigError
+from recsys.experiment import experiment_config_from_dict
 from recsys.tasks import get_task
 
 MODELS = [{"name": "popularity"}, {"name": "item_knn", "params": {"k_neighbors": 20}},
@@ -23,7 +23,8 @@ def _export(frame: pd.DataFrame, path: Path) -> str:
 
 @pytest.fixture
 def files(tmp_path):
-    cfg = config_from_dict({"name": "gen", "data": {"synthetic": {"n_users": 300, "n_items": 120, "n_categories": 5,
+    cfg = experiment_config_from_dict({"name": "gen",
+                                       "data": {"synthetic": {"n_users": 300, "n_items": 120, "n_categories": 5,
                                                                   "mean_interactions": 12}},
                             "models": [{"name": "popularity"}]})
     ds = load_dataset(cfg.data, 5)
@@ -33,7 +34,7 @@ def files(tmp_path):
 
 
 def _config(tabular: dict, split: dict):
-    return config_from_dict({"name": "frozen", "seed": 3, "data": {"source": "tabular",
+    return experiment_config_from_dict({"name": "frozen", "seed": 3, "data": {"source": "tabular",
                                                                       "tabular": {"timestamp_unit": "s", **tabular}},
                              "split": {"unknown_users": "fallback", **split}, "metrics": {"k": [5, 10]},
                              "models": MODELS})
@@ -106,4 +107,5 @@ def test_predefined_needs_a_test_part_and_parts_need_predefined(files) -> None:
     with pytest.raises(ConfigError, match=r"split.method: predefined"):
         _config({"interactions": files["all"], "test": files["all"]}, {"method": "temporal"})
     with pytest.raises(ConfigError, match=r"synthetic"):
-        config_from_dict({"name": "x", "split": {"method": "predefined"}, "models": [{"name": "popularity"}]})
+        experiment_config_from_dict({"name": "x", "split": {"method": "predefined"},
+                                     "models": [{"name": "popularity"}]})

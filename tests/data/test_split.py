@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
 from recsys.config.schema import DataConfig, SplitConfig, SyntheticConfig
 from recsys.data import load_dataset, split_interactions, validation_split

@@ -91,7 +91,8 @@ def test_random_split_is_seeded_and_takes_about_the_share() -> None:
 def test_audit_counts_unknown_users_items_and_rows() -> None:
     train_rows = [("a", "x", T0 + 1), ("b", "y", T0 + 2), ("a", "y", T0 + 3)]
     test_rows = [("a", "z", T0 + 10), ("c", "x", T0 + 11), ("c", "z", T0 + 12), ("d", "w", T0 + 13)]
-    split = split_interactions(table(train_rows + test_rows), SplitConfig(method="temporal", cutoff="2023-11-14T22:13:30Z"))
+    split = split_interactions(table(train_rows + test_rows),
+                               SplitConfig(method="temporal", cutoff="2023-11-14T22:13:30Z"))
     assert split.audit == {"train_rows": 3, "test_rows": 4, "leak_share": 0.0, "test_users": 3,
                            "test_users_unknown": 2, "test_items": 3, "test_items_unknown": 2,
                            "test_rows_unknown_item": 3, "cutoff": T0 + 10}
@@ -151,5 +152,6 @@ def test_empty_part_errors_name_the_knob_of_each_method() -> None:
     # training rows all at one instant: the validation cutoff takes them all, leaving no training part
     rows = [(f"u{o}", f"i{o}", T0) for o in range(4)] + [("u9", "i9", T0 + 9)]
     base = split_interactions(table(rows), SplitConfig(method="temporal", cutoff="2023-11-14T22:13:25Z"))
-    with pytest.raises(DataError, match=r"empty train part \(0 train, 4 validation rows\); change split.validation_size$"):
+    with pytest.raises(DataError,
+                       match=r"empty train part \(0 train, 4 validation rows\); change split.validation_size$"):
         validation_split(base, SplitConfig(method="temporal", validation_size=0.5))

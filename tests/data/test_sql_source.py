@@ -22,7 +22,8 @@ from recsys.tasks import get_task
 
 COLUMNS = {"user_id": "customer", "item_id": "product", "timestamp": "ts", "event": "kind"}
 ITEM_COLUMNS = {"item_id": "product", "title": "name"}
-MODELS = [{"name": "item_knn", "params": {"k_neighbors": 20}}, {"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1}}]
+MODELS = [{"name": "item_knn", "params": {"k_neighbors": 20}},
+          {"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1}}]
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,8 @@ def shop(tmp_path):
                             "models": [{"name": "popularity"}]})
     ds = load_dataset(cfg.data, 11)
     events = pd.DataFrame({"customer": ds.interactions["user_id"], "product": ds.interactions["item_id"],
-                           "ts": pd.to_datetime(ds.interactions["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S"),
+                           "ts": pd.to_datetime(ds.interactions["timestamp"], unit="s")
+                           .dt.strftime("%Y-%m-%dT%H:%M:%S"),
                            "kind": ds.interactions["event"]})
     items = ds.items.rename(columns={"item_id": "product", "title": "name"})
     events.to_csv(tmp_path / "events.csv", index=False)
@@ -166,11 +168,10 @@ def test_fingerprint_is_of_the_rows_read(shop, capsys) -> None:
 def test_password_never_reaches_logs_or_mlflow(shop, capsys, postgres_cluster, mlflow_uri, monkeypatch,
                                                caplog) -> None:
     """Trust auth accepts any password: the run really connects with one, which must appear nowhere."""
+    import psycopg2
     from mlflow.tracking import MlflowClient
 
     from recsys.tracking import MlflowTracker
-
-    import psycopg2
 
     conn = psycopg2.connect(postgres_cluster.dsn)
     conn.autocommit = True

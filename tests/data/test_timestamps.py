@@ -134,7 +134,8 @@ def _frame(ts):
 
 
 def test_split_cutoff_with_time_zone_is_the_same_instant():
-    df = validate_interactions(_frame([A - 3600, A - 1, A, A + 60]), DataConfig(implicit={"event_weights": {"view": 1}}),
+    df = validate_interactions(_frame([A - 3600, A - 1, A, A + 60]),
+                               DataConfig(implicit={"event_weights": {"view": 1}}),
                                "f.csv")
     for cutoff in ("2021-03-04T05:06:07Z", "2021-03-04T14:06:07+09:00", "2021-03-04 05:06:07"):
         split = split_interactions(df, SplitConfig(cutoff=cutoff))
@@ -143,7 +144,8 @@ def test_split_cutoff_with_time_zone_is_the_same_instant():
 
 
 @pytest.mark.parametrize("values,unit,needle", [
-    ([1_614_834_367, 951_868_799], "ms", r"column 'when': 2 timestamp\(s\) before 1990 .*1970-01-19T16:33:54Z.*unit ms"),
+    ([1_614_834_367, 951_868_799], "ms",
+     r"column 'when': 2 timestamp\(s\) before 1990 .*1970-01-19T16:33:54Z.*unit ms"),
     ([1_614_834_367_000, 951_868_799_000], "s", r"timestamp\(s\) are in the future"),
     (["2021-03-04", "2000-02-29"], "s", r"'when': 2 value\(s\) are not numbers .* data.tabular.timestamp_unit='s'"),
     ([1_614_834_367, 951_868_799], "datetime", r"'when' holds numbers, so data.tabular.timestamp_unit='datetime'"),

@@ -40,7 +40,8 @@ def _random_train(n_users=30, n_items=25, density=0.25, seed=0):
 
 # ease ---------------------------------------------------------------------------------------------------------------
 def test_ease_equals_per_item_ridge_regressions():
-    """Each column of B is the ridge regression of item j on all other items (the paper's definition, solved directly)."""
+    """Each column of B is the ridge regression of item j on all other items (the paper's definition, solved
+    directly)."""
     train = _random_train()
     lam = 3.0
     model = create("ease", {"regularization": lam}).fit(train)
@@ -107,7 +108,10 @@ def test_rp3beta_beta_penalises_popular_items():
     pop = np.diff(train.matrix.tocsc().indptr)
     plain = create("rp3beta", {"beta": 0.0, "k_neighbors": 30}).fit(train)
     penal = create("rp3beta", {"beta": 1.0, "k_neighbors": 30}).fit(train)
-    mean_pop = lambda m: pop[m.recommend(np.arange(60), k=5)[0]].mean()
+
+    def mean_pop(m):
+        return pop[m.recommend(np.arange(60), k=5)[0]].mean()
+
     assert mean_pop(penal) < mean_pop(plain)
 
 

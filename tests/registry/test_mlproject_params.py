@@ -96,4 +96,5 @@ def test_mlflow_run_promote_with_a_policy_path_with_spaces_and_rollback_with_a_r
     proc = _mlflow_run(tmp_path, mlflow_uri, "rollback", config=str(weak), reason="manual check: it's \"odd\"")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert client.get_registered_model(name).aliases["champion"] == int(v1)
-    assert client.get_model_version(name, v2).tags["promotion.reason"] == f"rolled back to v{v1}: manual check: it's \"odd\""
+    reason = client.get_model_version(name, v2).tags["promotion.reason"]
+    assert reason == f"rolled back to v{v1}: manual check: it's \"odd\""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recsys.config import config_from_dict
 from recsys.errors import ConfigError
-from recsys.experiment import run_experiment
+from recsys.experiment import experiment_config_from_dict, run_experiment
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
@@ -34,7 +33,7 @@ def test_segment_experiment_logs_nested_runs_and_a_served_model(mlflow_uri):
 
     from recsys.tracking import MlflowTracker
 
-    cfg = config_from_dict(_raw())
+    cfg = experiment_config_from_dict(_raw())
     result = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
     client = MlflowClient(mlflow_uri)
     model_run = client.get_run(result.run_ids["kmeans"])
@@ -90,12 +89,12 @@ def test_segment_experiment_logs_nested_runs_and_a_served_model(mlflow_uri):
 
 def test_segment_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="selection.metric.*ndcg_at_10.*silhouette"):
-        config_from_dict(_raw(metrics={"primary": "silhouette"}, selection={"metric": "ndcg_at_10"}))
+        experiment_config_from_dict(_raw(metrics={"primary": "silhouette"}, selection={"metric": "ndcg_at_10"}))
     with pytest.raises(ConfigError, match=r"task_params\.sessions\.synthetic\.n_sesions"):
-        config_from_dict(_raw(task_params={"sessions": {"synthetic": {"n_sesions": 10}}}))
+        experiment_config_from_dict(_raw(task_params={"sessions": {"synthetic": {"n_sesions": 10}}}))
     with pytest.raises(ConfigError, match="sessions.table"):
-        config_from_dict(_raw(task_params={"sessions": {"source": "table"}}))
+        experiment_config_from_dict(_raw(task_params={"sessions": {"source": "table"}}))
     with pytest.raises(ConfigError, match="ari_vs_truth"):  # no ground truth on a real file
-        config_from_dict(_raw(metrics={"primary": "ari_vs_truth"}, selection={"metric": "ari_vs_truth"},
+        experiment_config_from_dict(_raw(metrics={"primary": "ari_vs_truth"}, selection={"metric": "ari_vs_truth"},
                               task_params={"sessions": {"source": "table", "table": {
                                   "path": "x.csv", "features": {"pageviews": "p"}}}}))

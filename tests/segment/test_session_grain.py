@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from recsys.data.sessions import (
-    GAExportConfig, SessionTableConfig, SyntheticSessionsConfig, aggregate_hits, generate_hits, load_ga_export,
+    GAExportConfig,
+    SessionTableConfig,
+    SyntheticSessionsConfig,
+    aggregate_hits,
+    generate_hits,
+    load_ga_export,
     load_session_table,
 )
 from recsys.errors import DataError
@@ -94,7 +99,6 @@ def test_google_extract_sessions_equal_distinct_visit_pairs():
 
     path = shared_data("gmerch-data-to-insights", "all_sessions.csv")
     import yaml
-
     from conftest import REPO
 
     raw_cfg = yaml.safe_load((REPO / "configs" / "sessions-gmerch.yaml").read_text())

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import read_port_file, stop_process, wait_until
 import schemathesis
+from conftest import read_port_file, stop_process, wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -327,7 +327,8 @@ def test_openapi_fuzzing_finds_no_server_error(served: Served, mode: GenerationM
         n_ops += 1
 
         @given(case=op.as_strategy(generation_mode=mode))
-        @settings(max_examples=30 if mode is GenerationMode.POSITIVE else 10, deadline=None, database=None, derandomize=True,
+        @settings(max_examples=30 if mode is GenerationMode.POSITIVE else 10, deadline=None, database=None,
+                  derandomize=True,
                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
         def fuzz(case) -> None:
             response = case.call(base_url=served.base)

@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.config import config_from_dict
 from recsys.data.tables import TrainData
-from recsys.experiment import run_experiment
+from recsys.experiment import experiment_config_from_dict, run_experiment
 from recsys.serving.predictor import load_predictor
 from recsys.evaluation.similar import next_item_pairs
 
@@ -27,7 +26,7 @@ def test_pairs_are_last_train_item_and_first_new_test_item():
 
 @pytest.mark.slow
 def test_similar_experiment_metrics_match_an_independent_count(tmp_path):
-    cfg = config_from_dict({
+    cfg = experiment_config_from_dict({
         "name": "sim", "task": "similar", "seed": 3,
         "data": {"synthetic": {"n_users": 400, "n_items": 150, "n_categories": 6, "mean_interactions": 15}},
         "metrics": {"k": [5, 10], "primary": "hit_rate_at_10"},
@@ -60,5 +59,5 @@ def test_similar_rejects_a_primary_metric_it_does_not_compute():
     from recsys.errors import ConfigError
 
     with pytest.raises(ConfigError, match="similar task does not compute"):
-        config_from_dict({"name": "s", "task": "similar", "models": [{"name": "item_knn"}],
+        experiment_config_from_dict({"name": "s", "task": "similar", "models": [{"name": "item_knn"}],
                           "selection": {"metric": "recall_at_10"}})

@@ -61,7 +61,8 @@ def test_trial_values_do_not_depend_on_the_test_part(tiny_config, tmp_path, rng)
 
 @pytest.mark.parametrize("search, words", [
     ({"factors": {"type": "int", "low": 64, "high": 8}}, ["factors", "low", "< `high`"]),
-    ({"regularization": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, ["regularization", "log=true", "low > 0"]),
+    ({"regularization": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+     ["regularization", "log=true", "low > 0"]),
     ({"factors": {"type": "int", "low": 0, "high": 8}}, ["factors", "value 0", "'als'"]),
     ({"factor": {"type": "int", "low": 4, "high": 8}}, ["factor", "not a parameter of model 'als'", "factors"]),
     ({"factors": {"type": "categorical", "choices": []}}, ["factors", "choices"]),

@@ -48,7 +48,8 @@ def test_search_that_does_better_refits_the_best_trial_and_logs_validation_evide
     fp = tuning_run.data.tags["validation_fingerprint"]
     assert fp and model_run.data.tags["validation_fingerprint"] == fp
     assert fp != model_run.data.tags["split_fingerprint"]  # not the test split
-    contexts = {next(t.value for t in d.tags if t.key == "mlflow.data.context") for d in tuning_run.inputs.dataset_inputs}
+    contexts = {next(t.value for t in d.tags if t.key == "mlflow.data.context")
+                for d in tuning_run.inputs.dataset_inputs}
     assert "validation" in contexts
     val = next(d for d in tuning_run.inputs.dataset_inputs
                if any(t.key == "mlflow.data.context" and t.value == "validation" for t in d.tags))

@@ -36,7 +36,7 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         plt.close(fig)
     if len(recommendations) and len(popularity):
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        bins = np.logspace(0, np.log10(max(2.0, float(popularity.max()) + 1)), 30)
+        bins = np.logspace(0, np.log10(max(2.0, float(popularity.max()) + 1)), 30).tolist()
         cat_pop = popularity.to_numpy() + 1
         rec_pop = popularity.reindex(recommendations["item_id"]).fillna(0).to_numpy() + 1
         ax.hist(cat_pop, bins=bins, alpha=0.6, weights=np.full(len(cat_pop), 1 / len(cat_pop)), label="catalogue items")

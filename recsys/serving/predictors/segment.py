@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ class SegmentPredictor(Predictor):
     task = "segment"
 
     def __init__(self, model_dir: Path, meta: dict) -> None:
-        self.model = Model.load(model_dir)
+        self.model: Any = cast(Any, Model.load(model_dir))  # a fitted Segmenter (k_, features, distances)
         self.names = list(meta.get("cluster_names") or [f"cluster {i}" for i in range(int(self.model.k_))])
 
     def predict(self, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

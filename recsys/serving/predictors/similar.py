@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,7 @@ class SimilarPredictor(ModelPredictor):
         ids = frame["item_id"].to_numpy()
         idx = self.model.items_.index(coerce_ids(ids, self.model.items_))
         known = np.flatnonzero(idx >= 0)
-        cols = {"item_id": [], "similar_item_id": [], "rank": [], "score": []}
+        cols: dict[str, Any] = {"item_id": [], "similar_item_id": [], "rank": [], "score": []}
         if len(known):
             items, scores = self.model.similar(idx[known], k)
             cells = ranked_cells(items, scores, valid=(items >= 0) & np.isfinite(scores))

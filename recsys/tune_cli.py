@@ -1,4 +1,7 @@
-"""`recsys tune CONFIG --model LABEL`: tune one model entry (resumable; run it on many machines at once)."""
+"""`recsys tune CONFIG --model LABEL`: tune one model entry (resumable; run it on many machines at once).
+
+An entry point (top layer, beside `recsys.cli`): it calls the experiment runner with a tuner from `recsys.tuning`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_config_args(p)
     p.add_argument("--model", required=True, help="label (or name) of the model entry to tune, e.g. als")
     p.add_argument("--n-trials", type=_count, default=None,
-                   help="COMPLETE+PRUNED trials the study should hold in total (default: the entry's n_trials; 0 = same)")
+                   help="COMPLETE+PRUNED trials the study should hold in total "
+                        "(default: the entry's n_trials; 0 = same)")
     p.add_argument("--timeout", type=float, default=None, help="seconds this worker keeps starting trials")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default $RECSYS_OPTUNA_STORAGE or sqlite:///optuna.db)")
@@ -38,14 +42,13 @@ def _count(value: str) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from recsys.cli import _overrides
-    from recsys.config import load_config
     from recsys.errors import ConfigError
-    from recsys.experiment import run_experiment
+    from recsys.experiment import load_experiment_config, run_experiment
     from recsys.tracking import MlflowTracker
     from recsys.tuning.storage import Heartbeat
     from recsys.tuning.tuner import make_tuner
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_experiment_config(args.config, _overrides(args))
     matches = [m for m in cfg.models if m.run_name == args.model] or [m for m in cfg.models if m.name == args.model]
     if len(matches) != 1:
         labels = [m.run_name for m in cfg.models]
