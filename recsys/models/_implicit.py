@@ -5,7 +5,6 @@ A concrete model supplies its `Config` and `_construct()`, and says how to score
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np

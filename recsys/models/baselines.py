@@ -110,7 +110,8 @@ class PopularityRecommender(Recommender):
         self._check_fitted("scores_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
-            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), got {user_idx.min()}..{user_idx.max()}")
+            raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), "
+                             f"got {user_idx.min()}..{user_idx.max()}")
         exclude = self.seen_[user_idx] if exclude_seen else sp.csr_matrix((len(user_idx), len(self.scores_)))
         return topk_static(self._order(), self.scores_, k, exclude)
 

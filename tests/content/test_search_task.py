@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from recsys.errors import ConfigError, RecsysError
+from recsys.evaluation.search import recall_vs_exact
 from recsys.experiment import experiment_config_from_dict, run_experiment
 from recsys.tasks import get_task
-from recsys.evaluation.search import recall_vs_exact
 
 INDEX_METRICS = ["ndcg_at_10", "recall_at_10", "recall_vs_exact_at_10", "query_latency_p50_ms",
                  "query_latency_p99_ms", "index_build_seconds", "index_memory_mb", "embeddings_encoded",

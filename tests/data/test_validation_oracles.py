@@ -204,4 +204,5 @@ def test_weights_that_are_not_finite_are_dropped_and_reported():
     out = validate_interactions(df, DataConfig(), "f.csv", columns={"weight": "score"})
     assert len(out) == 199 and "i3" not in set(out["item_id"])
     with pytest.raises(DataError, match=r"^f.csv, column 'score': 200 of 200 row\(s\)"):
-        validate_interactions(table(200, weight="n/a"), DataConfig(allow_drop=True), "f.csv", columns={"weight": "score"})
+        validate_interactions(table(200, weight="n/a"), DataConfig(allow_drop=True), "f.csv",
+                              columns={"weight": "score"})

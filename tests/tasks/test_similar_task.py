@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from recsys.data.tables import TrainData
+from recsys.evaluation.similar import next_item_pairs
 from recsys.experiment import experiment_config_from_dict, run_experiment
 from recsys.serving.predictor import load_predictor
-from recsys.evaluation.similar import next_item_pairs
 
 
 def test_pairs_are_last_train_item_and_first_new_test_item():

@@ -93,7 +93,7 @@ class SessionSourceConfig(StrictModel):
     table: SessionTableConfig | None = None
 
     @model_validator(mode="after")
-    def _section_present(self) -> "SessionSourceConfig":
+    def _section_present(self) -> SessionSourceConfig:
         if self.source != "synthetic" and getattr(self, self.source) is None:
             raise ValueError(f"sessions.source is {self.source!r} but the `sessions.{self.source}` section is missing; "
                              f"add sessions.{self.source}.path: <file>")

@@ -24,7 +24,7 @@ class SessionPreprocessor:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, features: list[str], cfg: PreprocessConfig) -> "SessionPreprocessor":
+    def fit(cls, frame: pd.DataFrame, features: list[str], cfg: PreprocessConfig) -> SessionPreprocessor:
         X = feature_matrix(frame, features, "training sessions")
         if cfg.winsorize is not None:
             lower, upper = np.quantile(X, cfg.winsorize[0], axis=0), np.quantile(X, cfg.winsorize[1], axis=0)
@@ -70,7 +70,7 @@ class SessionPreprocessor:
                 "log": self.log.tolist(), "mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SessionPreprocessor":
+    def from_dict(cls, d: dict) -> SessionPreprocessor:
         arr = lambda k: np.array([np.nan if v is None else v for v in d[k]], dtype=np.float64)  # noqa: E731
         lower = np.nan_to_num(arr("lower"), nan=-np.inf)
         upper = np.nan_to_num(arr("upper"), nan=np.inf)

@@ -84,7 +84,8 @@ def load_hits_file(cfg: HitsFileConfig) -> SessionTable:
                         f"found {list(raw.columns)}")
     hits = raw.rename(columns={v: k for k, v in cfg.columns.items()})
     if "timestamp" in hits.columns:
-        hits["timestamp"] = to_epoch_seconds(hits["timestamp"], str(path), column=cfg.columns.get("timestamp", "timestamp"),
+        hits["timestamp"] = to_epoch_seconds(hits["timestamp"], str(path),
+                                             column=cfg.columns.get("timestamp", "timestamp"),
                                              unit=cfg.timestamp_unit, option="sessions.hits.timestamp_unit")
     sessions = aggregate_hits(hits, str(path))
     return SessionTable(path.stem, sessions, list(HIT_FEATURES), {"n_hits": len(hits), "file": str(path)})
@@ -176,9 +177,9 @@ def load_session_table(cfg: SessionTableConfig) -> SessionTable:
     for name, cols in cfg.features.items():
         cols = [cols] if isinstance(cols, str) else cols
         values = raw[cols].apply(pd.to_numeric, errors="coerce")
-        bad = int(values.isna().any(axis=1).sum())
-        if bad:
-            raise DataError(f"{where}, feature {name!r} (columns {cols}): {bad} row(s) are not numbers")
+        n_bad = int(values.isna().any(axis=1).sum())
+        if n_bad:
+            raise DataError(f"{where}, feature {name!r} (columns {cols}): {n_bad} row(s) are not numbers")
         out[name] = values.sum(axis=1).astype(np.float64).to_numpy()
     out["converted"] = _to_bool(raw[cfg.converted], where, cfg.converted) if cfg.converted else False
     if "revenue" not in cfg.features:  # revenue per session for profiles; unknown (NaN) without a column
