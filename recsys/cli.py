@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from recsys.logging import configure, get_logger
@@ -150,6 +152,14 @@ def _command_plugins() -> list[Callable]:
     return plugins
 
 
+def configure_process() -> None:
+    """Process-wide settings of the command line (the library changes none at import): MLflow artifact progress
+    bars off unless MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR says otherwise, and MLflow's hint about integer columns
+    silenced (ids are never missing in our frames; the hint is noise on every dataset and model log)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.log_level)
+    configure_process()
     tracking = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     storage = getattr(args, "storage", None) or os.environ.get("RECSYS_OPTUNA_STORAGE")
     if args.command == "tune" or getattr(args, "tune", False):

@@ -8,7 +8,6 @@ import os
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,6 @@ from recsys.tasks.base import ModelResult, TaskContext
 _log = get_logger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# ids are never missing in our frames; MLflow's hint about integer columns is noise on every dataset/model log
-warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
 MAX_PARAM_LEN = 6000
 
 

@@ -25,7 +25,6 @@ from recsys.logging import get_logger
 
 _log = get_logger(__name__)
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ARTIFACT_KEY = "model"  # key of the saved model folder in the pyfunc's `artifacts`
 
 
