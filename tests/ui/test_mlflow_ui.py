@@ -142,7 +142,7 @@ def test_ui_shows_the_comparison_in_the_parent_description_and_report_html_with_
                 cells = tr.locator("td").all_inner_texts()
                 shown[cells[0]] = _interval(cells[ci_col])
             assert set(shown) == set(models)
-            for label, (value, low, high) in shown.items():
+            for label, (_value, low, high) in shown.items():
                 assert (low, high) == pytest.approx((models[label].data.metrics["ndcg_at_10_ci_low"],
                                                      models[label].data.metrics["ndcg_at_10_ci_high"]), rel=5e-4)
             assert report.get_by_text("Verdict:", exact=False).count() >= 1
