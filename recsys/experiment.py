@@ -24,8 +24,8 @@ from recsys.config.search import check_search
 from recsys.errors import ConfigError
 from recsys.evaluation.decision import BootstrapCache, Candidate, Decision, decide, metric_intervals
 from recsys.faults import checkpoint
-from recsys.preflight import check_config, check_context
 from recsys.logging import get_logger
+from recsys.preflight import check_config, check_context
 from recsys.random import derive_seed
 from recsys.tasks import ModelResult, Task, TaskContext, get_task
 

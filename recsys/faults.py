@@ -127,7 +127,7 @@ def boundary(func: Callable[[], int], stores: dict[str, str | None] | None = Non
     """Run `func` under the signal policy; map errors to one line and an exit code (see the module docstring)."""
     from recsys.errors import RecsysError
 
-    stores = {k: v for k, v in (stores or {}).items() if v}
+    named: dict[str, str] = {k: v for k, v in (stores or {}).items() if v}
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0", "false", "no")
     try:
         with signal_policy():
@@ -145,7 +145,7 @@ def boundary(func: Callable[[], int], stores: dict[str, str | None] | None = Non
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_INFRA
     except Exception as exc:  # the boundary: only known infrastructure faults are mapped
-        message = describe(exc, stores)
+        message = describe(exc, named)
         if message is None or debug:
             raise
         print(f"error: {message}", file=sys.stderr)

@@ -58,7 +58,6 @@ def _client(args: argparse.Namespace):
     from mlflow.tracking import MlflowClient
 
     from recsys.tracking.mlflow_tracker import resolve_tracking_uri
-
     from recsys.tracking.store import check_tracking_store
 
     uri = resolve_tracking_uri(getattr(args, "tracking_uri", None))

@@ -137,7 +137,8 @@ def test_one_user_data_set_is_refused_before_fitting(tmp_path, mlflow_uri, capsy
 
 def test_k_larger_than_the_catalogue(tmp_path, mlflow_uri, capsys) -> None:
     rng = np.random.default_rng(0)
-    cfg = _tabular(tmp_path, rng.integers(0, 40, 400), rng.integers(0, 12, 400), metrics={"k": [50], "primary": "ndcg_at_50"})
+    cfg = _tabular(tmp_path, rng.integers(0, 40, 400), rng.integers(0, 12, 400),
+                   metrics={"k": [50], "primary": "ndcg_at_50"})
     _refused(capsys, ["run", str(cfg)], "metrics.k=50", "catalogue")
 
 
