@@ -135,3 +135,36 @@ def test_random_ranking_is_uniform_unseen_batch_independent_and_its_dense_scores
         counts = np.bincount(first3[:, pos], minlength=12)
         assert stats.chisquare(counts).pvalue > 1e-3
     assert random_ranking(5, np.arange(50), 3, 12)[0].tolist() != random_ranking(6, np.arange(50), 3, 12)[0].tolist()
+
+
+def test_thread_limit_applies_inside_the_block_only() -> None:
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    from recsys.models.ranking import thread_limit
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before_blas, before_omp = blas_threads(), faiss.omp_get_max_threads()
+    with thread_limit(1):
+        assert set(blas_threads()) == {1} and faiss.omp_get_max_threads() == 1
+    assert blas_threads() == before_blas and faiss.omp_get_max_threads() == before_omp
+    with thread_limit(0):  # 0 = leave as is
+        assert blas_threads() == before_blas and faiss.omp_get_max_threads() == before_omp
+
+
+def test_importing_the_implicit_models_limits_no_thread_pool_process_wide() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, recsys.models.als, recsys.models.bpr, recsys.models.item_knn\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), "
+            "min(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    var, threads = out.stdout.split()
+    assert var == "None"
+    assert int(threads) == len(os.sched_getaffinity(0))  # BLAS keeps every core the process may use
