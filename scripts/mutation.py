@@ -74,7 +74,7 @@ TARGETS = [
     Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
            ["recsys/data/validation.py", "recsys/data/timestamps.py"],
            ["tests/data/test_validation.py", "tests/data/test_timestamps.py", "tests/data/test_options.py",
-            "tests/data/test_validation_oracles.py"],
+            "tests/data/test_validation_oracles.py", "tests/data/test_timestamps_edges.py"],
            deselect=["tests/data/test_options.py::test_real_cli_process_exits_2_with_one_error_line"]),
     Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first-champion checks",
            ["recsys/evaluation/promotion.py"],

@@ -175,14 +175,13 @@ def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str, columns: dict[str
 def apply_min_counts(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     if cfg.min_user_interactions <= 1 and cfg.min_item_interactions <= 1:
         return df
-    for _ in range(10):  # iterate to a fixed point (k-core style)
+    while True:  # iterate to the fixed point (the k-core): each pass can leave a user or an item below its minimum
         before = len(df)
         uc = df.groupby("user_id")["item_id"].transform("size")
         ic = df.groupby("item_id")["user_id"].transform("size")
         df = df[(uc >= cfg.min_user_interactions) & (ic >= cfg.min_item_interactions)]
         if len(df) == before:
-            break
-    return df
+            return df
 
 
 INT64_MAX = int(np.iinfo(np.int64).max)

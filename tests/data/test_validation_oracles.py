@@ -206,3 +206,56 @@ def test_weights_that_are_not_finite_are_dropped_and_reported():
     with pytest.raises(DataError, match=r"^f.csv, column 'score': 200 of 200 row\(s\)"):
         validate_interactions(table(200, weight="n/a"), DataConfig(allow_drop=True), "f.csv",
                               columns={"weight": "score"})
+
+
+def test_min_counts_reach_the_fixed_point_however_long_the_chain():
+    # a ladder u0-i0, u0-i1, u1-i1, u1-i2, ...: with minimum 2 per user and per item, each pass peels only the two
+    # ends, so the 2-core (empty) is reached only after about n/2 passes (more than any fixed number of rounds)
+    n = 30
+    rows = [(f"u{k}", f"i{k + d}") for k in range(n) for d in (0, 1)]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(timestamp=T0, weight=1.0)
+    out = apply_min_counts(df, DataConfig(min_user_interactions=2, min_item_interactions=2))
+    assert out.empty
+    # closing the ladder into a ring makes every count 2: nothing is removed
+    ring = pd.concat([df, pd.DataFrame({"user_id": ["u0"], "item_id": [f"i{n}"], "timestamp": T0, "weight": 1.0})])
+    ring = ring[~((ring["user_id"] == "u0") & (ring["item_id"] == "i0"))]
+    assert len(apply_min_counts(ring, DataConfig(min_user_interactions=2, min_item_interactions=2))) == len(ring)
+
+
+def test_min_item_count_alone_keeps_single_row_users():
+    rows = [("a", "x"), ("a", "y"), ("b", "x"), ("c", "z")]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(timestamp=T0, weight=1.0)
+    out = apply_min_counts(df, DataConfig(min_item_interactions=2))
+    assert sorted(zip(out["user_id"], out["item_id"])) == [("a", "x"), ("b", "x")]
+
+
+def test_threshold_and_nonpositive_rows_are_logged(caplog):
+    df = table(4, rating=[5.0, 1.0, 4.0, 3.0], weight=[2.0, 1.0, 0.0, 1.0])
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        out = validate_interactions(df, DataConfig(implicit={"rating_threshold": 4.0}), "f.csv")
+    assert out["item_id"].tolist() == ["i0"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "recsys.data.validation"]
+    assert messages == ["f.csv: 2 of 4 row(s) have a rating >= 4.0 (data.implicit.rating_threshold)",
+                        "f.csv: 1 row(s) with weight <= 0 are not positives and are left out"]
+
+
+def test_nullable_weights_with_missing_values_are_dropped_and_reported(caplog):
+    weight = pd.array([2.0 if i != 5 else None for i in range(200)], dtype="Float64")  # a Parquet nullable column
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        out = validate_interactions(table(200, weight=weight), DataConfig(), "f.csv")
+    assert len(out) == 199 and "i5" not in set(out["item_id"]) and set(out["weight"]) == {2.0}
+    assert out["weight"].dtype == np.float64
+    assert any("1 of 200 row(s) (0.50%) are not finite numbers" in r.getMessage() for r in caplog.records)
+
+
+def test_mixed_events_message_lists_the_first_five():
+    events = ["rating", "a", "b", "c", "d", "e"]
+    df = table(6, rating=[5.0] * 6, event=events)
+    with pytest.raises(ConfigError, match=r"mixes events \['a', 'b', 'c', 'd', 'e'\] and no rating_threshold"):
+        validate_interactions(df, DataConfig(implicit={"rating_weight": "rating"}), "f.csv")
+
+
+def test_item_text_columns_are_strings():
+    out = validate_items(pd.DataFrame({"item_id": ["a", "b"], "category": [3, 4], "title": [7, 8]}), "items.csv")
+    assert out.to_dict("list") == {"item_id": ["a", "b"], "title": ["7", "8"], "text": ["", ""],
+                                   "category": ["3", "4"]}
