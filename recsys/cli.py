@@ -106,6 +106,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from recsys.evaluation.metric_registry import markdown
+
+    print(markdown(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n")[0])
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI "
@@ -134,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     ld.set_defaults(func=cmd_data_load)
     m = sub.add_parser("models", help="list the model catalog")
     m.set_defaults(func=cmd_models)
+    sub.add_parser("metrics", help="the metric registry as a markdown table (docs/metrics.md)").set_defaults(
+        func=cmd_metrics)
     for add in _command_plugins():
         add(sub)
     return parser

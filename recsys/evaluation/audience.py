@@ -23,9 +23,10 @@ import scipy.sparse as sp
 from recsys.data.tables import TrainData
 from recsys.data.vocab import Vocabulary
 from recsys.evaluation import metrics as M
+from recsys.evaluation.metric_registry import names
 from recsys.evaluation.ranked import ranked_cells
 
-ACCURACY = ("precision", "recall", "ndcg")
+ACCURACY = names("audience", group="accuracy")  # precision, recall, ndcg (the metric registry)
 
 
 @dataclass

@@ -1,7 +1,6 @@
-"""Which way is better for a metric name: one rule for tuning directions and the charts' highlight.
+"""Which way is better for a metric key: read from the metric registry (`recsys.evaluation.metric_registry`).
 
-A metric is lower-is-better when its name holds one of `LOWER_IS_BETTER` (latency, seconds, memory, popularity
-bias, Davies-Bouldin, inertia, index build); every other metric is higher-is-better.
+Used by tuning's default directions and the comparison chart's highlight.
 
 Example:
     >>> metric_direction("query_latency_p99_ms"), metric_direction("ndcg_at_10")
@@ -10,14 +9,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
-
-LOWER_IS_BETTER = ("latency", "seconds", "memory", "popularity_bias", "davies_bouldin", "inertia", "build_")
+from recsys.evaluation.metric_registry import Direction, direction, lower_is_better
 
 
-def lower_is_better(metric: str) -> bool:
-    return any(token in metric for token in LOWER_IS_BETTER)
+def metric_direction(metric: str) -> Direction:
+    return direction(metric)
 
 
-def metric_direction(metric: str) -> Literal["minimize", "maximize"]:
-    return "minimize" if lower_is_better(metric) else "maximize"
+__all__ = ["lower_is_better", "metric_direction"]

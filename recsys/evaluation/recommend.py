@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from recsys.data.tables import TrainData
 from recsys.evaluation import metrics as M
+from recsys.evaluation.metric_registry import RankingContext, compute_recommend, metric_keys
 from recsys.evaluation.ranked import ranked_cells
 from recsys.logging import get_logger, progress_enabled
 
@@ -127,13 +128,12 @@ def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[in
 
 def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target: EvalTarget, ks: list[int],
                 store_lists: bool = True) -> EvalResult:
-    hits = M.hits_matrix(ranked, target.relevant)
-    per = M.accuracy_metrics(hits, target.n_relevant, ks)
-    per.update(M.beyond_accuracy(ranked, ks, data.item_popularity().astype(np.float64), data.n_users,
-                                 data.item_categories()))
+    ctx = RankingContext(ranked=ranked, hits=M.hits_matrix(ranked, target.relevant), n_relevant=target.n_relevant,
+                         ks=ks, popularity=data.item_popularity().astype(np.float64), n_users=data.n_users,
+                         n_items=data.n_items, categories=data.item_categories())
+    per, lists = compute_recommend(ctx)  # every registered recommend metric
     agg = {name: float(np.mean(v)) if len(v) else 0.0 for name, v in per.items()}
-    for k in ks:
-        agg[f"catalog_coverage_at_{k}"] = M.catalog_coverage(ranked, k, data.n_items)
+    agg.update(lists)
     per_user = pd.DataFrame({"user_id": target.user_ids, **per})
     recs = pd.DataFrame()
     if store_lists:
@@ -148,5 +148,4 @@ def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target:
 
 
 def metric_names(ks: list[int]) -> list[str]:
-    names = [f"{m}_at_{k}" for k in ks for m in (*M.ACCURACY, *M.BEYOND, "catalog_coverage")]
-    return sorted(names)
+    return metric_keys("recommend", ks)

@@ -17,11 +17,11 @@ import scipy.sparse as sp
 
 from recsys.data.tables import TrainData
 from recsys.evaluation import metrics as M
+from recsys.evaluation.metric_registry import names
 from recsys.evaluation.ranked import ranked_cells
 
-SEARCH_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate", "recall_vs_exact")
-INDEX_METRICS = ("query_latency_p50_ms", "query_latency_p99_ms", "queries_per_second", "index_build_seconds",
-                 "index_memory_mb", "embeddings_encoded", "embeddings_cached", "embedding_seconds", "n_queries")
+SEARCH_METRICS = names("search", at_k=True)  # ndcg, recall, ..., recall_vs_exact (the metric registry)
+INDEX_METRICS = names("search", at_k=False)  # latency, throughput, index build and memory, embedding counts
 
 
 def metric_names(ks: list[int]) -> list[str]:

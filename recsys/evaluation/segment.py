@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+from recsys.evaluation.metric_registry import names
 from recsys.logging import get_logger
 from recsys.random import RandomState
 
@@ -25,8 +26,8 @@ CRITERIA: tuple[str, ...] = ("inertia", "silhouette", "davies_bouldin", "calinsk
 # criterion -> True when larger is better (inertia is judged by its elbow, not its optimum)
 HIGHER_IS_BETTER = {"silhouette": True, "davies_bouldin": False, "calinski_harabasz": True, "stability": True}
 # logged for the chosen K of a segment run (and for every K in its nested runs), and the drift metrics
-CRITERIA_METRICS = ["inertia", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "min_cluster_share"]
-DRIFT_METRICS = ["drift_psi", "drift_js_divergence", "drift_max_abs_smd", "drift_max_feature_psi"]
+CRITERIA_METRICS = list(names("segment", group="criteria"))  # inertia, silhouette, davies_bouldin, ... (registry)
+DRIFT_METRICS = list(names("segment", group="drift"))
 
 
 def cluster_criteria(X: np.ndarray, labels: np.ndarray, inertia: float, silhouette_sample: int,

@@ -16,9 +16,10 @@ import scipy.sparse as sp
 from recsys.data.tables import TrainData
 from recsys.data.vocab import Vocabulary
 from recsys.evaluation import metrics as M
+from recsys.evaluation.metric_registry import names
 from recsys.evaluation.ranked import ranked_cells
 
-SIMILAR_METRICS = ("hit_rate", "mrr", "ndcg", "catalog_coverage")
+SIMILAR_METRICS = names("similar")  # ndcg, mrr, hit_rate, catalog_coverage (the metric registry)
 
 
 def metric_names(ks: list[int]) -> list[str]:

@@ -276,6 +276,7 @@ def reevaluate_version(client: MlflowClient, model_name: str, version: str, expe
     import mlflow
 
     from recsys.data.tables import TrainData, align_items
+    from recsys.evaluation.metric_registry import needs
     from recsys.evaluation.recommend import build_target, evaluate_recommender
     from recsys.models.base import Model, Recommender
 
@@ -305,8 +306,9 @@ def reevaluate_version(client: MlflowClient, model_name: str, version: str, expe
         rows = test_rows if fold is None else test_rows[test_rows["fold"] == fold].drop(columns=["fold"])
         target = build_target(data, rows, unknown_users="fallback", unknown_items="keep")
         res = evaluate_recommender(model, data, target, ks, store_lists=False, desc=f"re-evaluate v{version}")
-        fold_metrics.append({k: v for k, v in res.metrics.items() if not k.startswith("diversity_at_")})
-        table = res.per_user.drop(columns=[c for c in res.per_user.columns if c.startswith("diversity_at_")])
+        # the saved model carries no item categories: drop what needs them (diversity)
+        fold_metrics.append({k: v for k, v in res.metrics.items() if not needs(k, "categories")})
+        table = res.per_user.drop(columns=[c for c in res.per_user.columns if needs(c, "categories")])
         tables.append(table if fold is None else table.assign(fold=fold))
     metrics = {k: float(np.mean([m[k] for m in fold_metrics])) for k in fold_metrics[0]}
     per_user = pd.concat(tables, ignore_index=True)
