@@ -9,12 +9,15 @@ ties are broken by the lower item index, exactly, and float64 scores are ranked 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+_LIMIT_LOCK = threading.RLock()  # re-entrant: recommend() limits, and topk() inside it limits again
 
 
 @lru_cache(maxsize=1)
@@ -28,14 +31,16 @@ def _controller() -> Any:
 def thread_limit(num_threads: int) -> Iterator[None]:
     """Inside the block, BLAS and OpenMP (FAISS) use at most `num_threads` threads (0 = leave as is).
 
-    The limit is set around the call only and restored after it; nothing is limited process-wide.
+    The limit is set around the call only and restored after it; nothing is limited process-wide. Limited
+    blocks of concurrent threads (a server answering requests) take turns, so one block can never restore
+    another's limit as the "original" one.
     """
     if num_threads <= 0:
         yield
         return
     from recsys.models.faiss_index import threads
 
-    with _controller().limit(limits=num_threads, user_api="blas"), threads(num_threads):
+    with _LIMIT_LOCK, _controller().limit(limits=num_threads, user_api="blas"), threads(num_threads):
         yield
 
 

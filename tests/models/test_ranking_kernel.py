@@ -168,3 +168,21 @@ def test_importing_the_implicit_models_limits_no_thread_pool_process_wide() -> N
     var, threads = out.stdout.split()
     assert var == "None"
     assert int(threads) == len(os.sched_getaffinity(0))  # BLAS keeps every core the process may use
+
+
+def test_concurrent_limited_rankings_leave_the_thread_pools_as_they_were() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads(), faiss.omp_get_max_threads()
+    scores = np.random.default_rng(0).random((50, 400)).astype(np.float32)
+    want = topk(scores.copy(), 5)[0]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: topk(scores.copy(), 5, num_threads=1)[0], range(40)))
+    assert all(np.array_equal(r, want) for r in results)
+    assert (blas_threads(), faiss.omp_get_max_threads()) == before
