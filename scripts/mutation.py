@@ -170,7 +170,9 @@ def run_target(target: Target, max_children: int, survivors_only: bool = False, 
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise SystemExit(f"mutmut failed for target {target.name!r} (rc={proc.returncode}):\n{tail}")
     mutants = []
+    sources: dict[str, dict[str, str]] = {}
     for file in target.files:
+        sources[file] = _functions(work / "mutants" / file)
         meta = json.loads((work / "mutants" / f"{file}.meta").read_text())
         for name, code in sorted(meta["exit_code_by_key"].items(), key=lambda kv: _natural(kv[0])):
             if target.functions and not any(_glob(name, pat) for pat in target.functions):
@@ -179,17 +181,44 @@ def run_target(target: Target, max_children: int, survivors_only: bool = False, 
                 mutants.append(old[name])
                 continue
             status = STATUS.get(code, "suspicious")
-            diff = ""
-            if status != "killed":
-                shown = subprocess.run([MUTMUT, "show", name], cwd=work, env=_env(), text=True,
-                                       capture_output=True, check=False)
-                diff = _short_diff(shown.stdout)
+            diff = _mutant_diff(sources, file, name) if status != "killed" else ""
             mutants.append({"name": name, "file": file, "status": status, "diff": diff})
     result = {"target": target.name, "what": target.what, "files": target.files, "tests": target.tests,
               "functions": target.functions, "started": started.isoformat(timespec="seconds"),
               "seconds": round((datetime.now(UTC) - started).total_seconds()), "mutants": mutants}
     (BUILD / f"{target.name}.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def _functions(path: Path) -> dict[str, str]:
+    """Source of every function in mutmut's mutated copy of a file (originals are `<name>__mutmut_orig`)."""
+    import ast
+
+    text = path.read_text()
+    lines = text.splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno]) for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _mutant_diff(sources: dict[str, dict[str, str]], file: str, name: str) -> str:
+    """The changed lines of one mutant against its original function (what `mutmut show` prints, without
+    starting mutmut once per mutant)."""
+    import difflib
+
+    module = file[:-3].replace("/", ".")
+    funcs = sources[file]
+    full = name[len(module) + 1:]  # x_func__mutmut_3, or xǁClassǁmethod__mutmut_3
+    for local in (full, full.split("ǁ")[-1]):
+        base = local.split("__mutmut_")[0]
+        orig, mutant = funcs.get(f"{base}__mutmut_orig"), funcs.get(local)
+        if orig is not None and mutant is not None:
+            break
+    else:
+        return ""
+    a = orig.replace(f"{base}__mutmut_orig", base).splitlines()
+    b = mutant.replace(local, base).splitlines()
+    return "\n".join(ln for ln in difflib.unified_diff(a, b, lineterm="", n=0)
+                     if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
 
 
 def _natural(name: str) -> tuple:
@@ -200,12 +229,6 @@ def _glob(name: str, pattern: str) -> bool:
     import fnmatch
 
     return fnmatch.fnmatchcase(name, pattern)
-
-
-def _short_diff(text: str) -> str:
-    """The changed lines of `mutmut show` (without the file headers)."""
-    lines = [ln for ln in text.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
-    return "\n".join(lines)
 
 
 def _key(mutant: dict) -> str:
