@@ -259,3 +259,31 @@ def test_item_text_columns_are_strings():
     out = validate_items(pd.DataFrame({"item_id": ["a", "b"], "category": [3, 4], "title": [7, 8]}), "items.csv")
     assert out.to_dict("list") == {"item_id": ["a", "b"], "title": ["7", "8"], "text": ["", ""],
                                    "category": ["3", "4"]}
+
+
+def test_require_columns_without_a_hint_and_parse_timestamps_names_the_tabular_option():
+    from recsys.data.validation import parse_timestamps, require_columns
+
+    with pytest.raises(DataError, match=r"^f.csv: missing column\(s\) \['a'\]; found \['b'\]$"):
+        require_columns(pd.DataFrame({"b": [1]}), ["a"], "f.csv")
+    assert parse_timestamps(pd.Series([1_614_834_367_000]), "f.csv").tolist() == [1_614_834_367]  # auto: ms
+    with pytest.raises(DataError, match=r"set data.tabular.timestamp_unit or fix the column$"):
+        parse_timestamps(pd.Series([5, 6, 7]), "f.csv")
+    with pytest.raises(DataError, match=r"set data.tabular.timestamp_unit or fix the column$"):
+        validate_interactions(table(timestamp=[5, 6, 7]), DataConfig(), "f.csv")
+
+
+def test_duplicates_are_judged_on_the_key_and_logged(caplog):
+    # same user, item, instant and event with another rating: a duplicate (the first row is kept)
+    df = table(3, rating=[4.0, 3.0, 5.0], user_id=["a", "a", "b"], item_id=["x", "x", "y"],
+               timestamp=[T0, T0, T0 + 1])
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        out = validate_interactions(df, DataConfig(implicit={"rating_weight": "rating"}), "f.csv")
+    assert out["weight"].tolist() == [4.0, 5.0]
+    assert [r.getMessage() for r in caplog.records if "duplicate" in r.getMessage()] == [
+        "f.csv: dropped 1 duplicate row(s) on ['user_id', 'item_id', 'timestamp', 'event']"]
+
+
+def test_missing_ratings_are_not_counted_as_unparseable():
+    out = validate_interactions(table(rating=[4.0, None, 3.0]), DataConfig(), "f.csv")
+    assert len(out) == 3  # binary weights; the missing rating is not "not a number"
