@@ -14,20 +14,18 @@ Task options live in `task_params` (validated by `AudienceParams`), e.g.::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, describe, load_dataset, split_dataset, validation_split
 from recsys.data.tables import INTERACTION_COLUMNS
-from recsys.errors import ConfigError
 from recsys.evaluation.audience import (
     AudienceTarget,
     audience_frame,
@@ -39,7 +37,7 @@ from recsys.logging import get_logger
 from recsys.models.activity import ActivityConfig, fit_engagement
 from recsys.models.audience import item_users, rank_users
 from recsys.models.base import ProgressCallback, topk
-from recsys.tasks.base import ModelResult, Task, TaskContext
+from recsys.tasks.base import ModelResult, Task, TaskContext, parse_task_params
 from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
 
 _log = get_logger(__name__)
@@ -66,21 +64,7 @@ class AudienceParams(BaseModel):
 
 
 def audience_params(cfg: ExperimentConfig) -> AudienceParams:
-    try:
-        return AudienceParams.model_validate(cfg.task_params)
-    except ValidationError as exc:
-        allowed = sorted(AudienceParams.model_fields)
-        msgs = []
-        for err in exc.errors():
-            loc = ".".join(["task_params", *map(str, err["loc"])])
-            if err["type"] == "extra_forbidden":
-                hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-                msgs.append(f"config key `{loc}` is unknown for task 'audience'"
-                            + (f"; did you mean `task_params.{hint[0]}`?" if hint else "")
-                            + f" (allowed: {', '.join(allowed)})")
-            else:
-                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
-        raise ConfigError("; ".join(msgs)) from None
+    return parse_task_params(AudienceParams, cfg, "audience")
 
 
 def data_diagnostics(stats: dict) -> dict[str, float]:
@@ -100,13 +84,8 @@ class AudienceTask(Task):
     name = "audience"
 
     def validate(self, cfg: ExperimentConfig) -> None:
-        params = audience_params(cfg)
-        names = metric_names(cfg.metrics.k, params.concentration_share)
-        if cfg.metrics.primary not in names:
-            hint = difflib.get_close_matches(cfg.metrics.primary, names, n=1)
-            raise ConfigError(f"config key `metrics.primary` is {cfg.metrics.primary!r}, which the audience task "
-                              f"does not compute" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                              + f" (available for metrics.k={cfg.metrics.k}: {', '.join(names)})")
+        audience_params(cfg)
+        self.check_metrics(cfg)
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         return metric_names(cfg.metrics.k, audience_params(cfg).concentration_share)

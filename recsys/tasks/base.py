@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
+from recsys.errors import ConfigError
 from recsys.models.base import ProgressCallback
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse_task_params(schema: type[P], cfg: ExperimentConfig, task: str) -> P:
+    """`cfg.task_params` validated by a task's pydantic `schema`; a ConfigError naming every bad key otherwise.
+
+    An unknown key gets a did-you-mean from the keys allowed at its level (nested sections included), e.g.
+    "config key `task_params.querys` is unknown for task 'search'; did you mean `task_params.queries`?".
+    """
+    try:
+        return schema.model_validate(cfg.task_params)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            path = [str(part) for part in err["loc"]]
+            loc = ".".join(["task_params", *path])
+            if err["type"] == "extra_forbidden":
+                parent = ".".join(["task_params", *path[:-1]])
+                allowed = sorted(_fields_at(schema, path[:-1]))
+                hint = difflib.get_close_matches(path[-1], allowed, n=1)
+                msgs.append(f"config key `{loc}` is unknown for task {task!r}"
+                            + (f"; did you mean `{parent}.{hint[0]}`?" if hint else "")
+                            + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
+            else:
+                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("; ".join(msgs)) from None
+
+
+def _fields_at(schema: type[BaseModel], path: list[str]) -> list[str]:
+    """Field names of the (nested) pydantic model at `path` below `schema`; [] where the path is not a model."""
+    model: Any = schema
+    for part in path:
+        info = getattr(model, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        model = next((a for a in (info.annotation, *getattr(info.annotation, "__args__", ()))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
 
 
 @dataclass
@@ -71,8 +115,28 @@ class Task:
     name: str = "base"
     supports_folds: bool = False  # split.folds > 1 (repeated splits) is handled by this task
 
+    # config keys naming a metric that this task must compute (checked at load time, before any model is fitted)
+    metric_keys: tuple[str, ...] = ("metrics.primary", "selection.metric")
+
     def validate(self, cfg: ExperimentConfig) -> None:
-        """Check task-specific config (e.g. `task_params`) at load time; raise ConfigError naming the key."""
+        """Check task-specific config at load time; raise ConfigError naming the key. The default checks that the
+        metrics named by `metric_keys` are ones the task computes; tasks with `task_params` parse them first."""
+        self.check_metrics(cfg)
+
+    def check_metrics(self, cfg: ExperimentConfig) -> None:
+        """ConfigError when `metrics.primary` (or `selection.metric`) is not among `metric_names(cfg)`."""
+        names = self.metric_names(cfg)
+        values = {"metrics.primary": cfg.metrics.primary, "selection.metric": cfg.selection_metric}
+        for key in self.metric_keys:
+            value = values[key]
+            if value in names:
+                continue
+            hint = difflib.get_close_matches(value, names, n=1)
+            per_k = any("_at_" in n for n in names)
+            raise ConfigError(f"config key `{key}` is {value!r}, which the {self.name} task does not compute"
+                              + (f"; did you mean {hint[0]!r}?" if hint else "")
+                              + f" (available{f' for metrics.k={cfg.metrics.k}' if per_k else ''}: "
+                              + f"{', '.join(names)})")
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         raise NotImplementedError

@@ -28,6 +28,8 @@ _log = get_logger(__name__)
 class RecommendTask(Task):
     name = "recommend"
     supports_folds = True
+    # selection.metric may name a fold or slice aggregate; the primary must be a computed metric
+    metric_keys: tuple[str, ...] = ("metrics.primary",)
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         t0 = time.perf_counter()

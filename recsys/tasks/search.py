@@ -15,7 +15,6 @@ Task options live in `task_params` (validated by `SearchParams`), e.g.::
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
 from pathlib import Path
@@ -24,13 +23,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Dataset, TrainData, load_dataset
 from recsys.data.tables import frame_fingerprint
-from recsys.errors import ConfigError, DataError
+from recsys.errors import DataError
 from recsys.evaluation.search import (
     QuerySet,
     evaluate_search,
@@ -40,7 +39,7 @@ from recsys.evaluation.search import (
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.random import rng as make_rng
-from recsys.tasks.base import ModelResult, Task, TaskContext
+from recsys.tasks.base import ModelResult, Task, TaskContext, parse_task_params
 from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
 
 _log = get_logger(__name__)
@@ -63,21 +62,7 @@ class SearchParams(BaseModel):
 
 
 def search_params(cfg: ExperimentConfig) -> SearchParams:
-    try:
-        return SearchParams.model_validate(cfg.task_params)
-    except ValidationError as exc:
-        allowed = sorted(SearchParams.model_fields)
-        msgs = []
-        for err in exc.errors():
-            loc = ".".join(["task_params", *map(str, err["loc"])])
-            if err["type"] == "extra_forbidden":
-                hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-                msgs.append(f"config key `{loc}` is unknown for task 'search'"
-                            + (f"; did you mean `task_params.{hint[0]}`?" if hint else "")
-                            + f" (allowed: {', '.join(allowed)})")
-            else:
-                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
-        raise ConfigError("; ".join(msgs)) from None
+    return parse_task_params(SearchParams, cfg, "search")
 
 
 def query_kinds(cfg: ExperimentConfig, params: SearchParams) -> list[str]:
@@ -170,12 +155,7 @@ class SearchTask(Task):
 
     def validate(self, cfg: ExperimentConfig) -> None:
         search_params(cfg)
-        names = metric_names(cfg.metrics.k)
-        if cfg.metrics.primary not in names:
-            hint = difflib.get_close_matches(cfg.metrics.primary, names, n=1)
-            raise ConfigError(f"config key `metrics.primary` is {cfg.metrics.primary!r}, which the search task "
-                              f"does not compute" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                              + f" (available for metrics.k={cfg.metrics.k}: {', '.join(names)})")
+        self.check_metrics(cfg)
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         return metric_names(cfg.metrics.k)

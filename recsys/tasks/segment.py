@@ -19,19 +19,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
 from recsys.data.sessions import SessionSourceConfig, load_sessions, temporal_split
 from recsys.data.tables import frame_fingerprint
-from recsys.errors import ConfigError, DataError
+from recsys.errors import DataError
 from recsys.evaluation.plots import plot_criteria
 from recsys.evaluation.segment import CRITERIA_METRICS, DRIFT_METRICS, K_SELECTION, evaluate_segments
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
-from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
+from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext, parse_task_params
 from recsys.tasks.recommend import write_pyfunc_meta
 
 _log = get_logger(__name__)
@@ -58,29 +58,15 @@ class SegmentParams(StrictModel):
 
 
 def segment_params(cfg: ExperimentConfig) -> SegmentParams:
-    try:
-        return SegmentParams.model_validate(cfg.task_params)
-    except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            loc = ".".join(["task_params", *map(str, err["loc"])])
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"config key `{loc}` is unknown")
-            else:
-                msgs.append(f"config key `{loc}` has invalid value {err.get('input')!r}: {err['msg']}")
-        raise ConfigError("; ".join(msgs)) from None
+    return parse_task_params(SegmentParams, cfg, "segment")
 
 
 class SegmentTask(Task):
     name = "segment"
 
     def validate(self, cfg: ExperimentConfig) -> None:
-        params = segment_params(cfg)
-        allowed = self.metric_names(cfg, params)
-        for key, value in (("selection.metric", cfg.selection_metric), ("metrics.primary", cfg.metrics.primary)):
-            if value not in allowed:
-                raise ConfigError(f"config key `{key}` is {value!r}, which a segment run does not log; "
-                                  f"choose one of {allowed} (e.g. silhouette)")
+        segment_params(cfg)
+        self.check_metrics(cfg)
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         t0 = time.perf_counter()

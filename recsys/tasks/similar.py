@@ -67,14 +67,7 @@ class SimilarTask(RecommendTask):
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         return metric_names(cfg.metrics.k)
 
-    def validate(self, cfg: ExperimentConfig) -> None:
-        from recsys.errors import ConfigError
-
-        allowed = set(self.metric_names(cfg))
-        for key, value in (("metrics.primary", cfg.metrics.primary), ("selection.metric", cfg.selection_metric)):
-            if value not in allowed:
-                raise ConfigError(f"config key `{key}` is {value!r}, which the similar task does not compute; "
-                                  f"choose one of {sorted(allowed)}")
+    metric_keys = ("metrics.primary", "selection.metric")
 
 
 TASK = SimilarTask()

@@ -65,7 +65,9 @@ def test_bad_k():
 
 def test_overrides_change_nested_fields_and_lists():
     cfg = experiment_config_from_dict({**BASE, "models": [{"name": "als", "params": {"factors": 8}}]},
-                           ["seed=9", "models.0.params.factors=32", "metrics.k=[5, 20]", "split.method=random"])
+                                      ["seed=9", "models.0.params.factors=32", "metrics.k=[5, 20]",
+                                       "split.method=random",
+                                       "metrics.primary=ndcg_at_20"])  # the primary must be computed (issue 17)
     assert cfg.seed == 9 and cfg.models[0].params["factors"] == 32
     assert cfg.metrics.k == [5, 20] and cfg.split.method == "random"
 
