@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,9 @@ from recsys.evaluation.audience import (
 from recsys.logging import get_logger
 from recsys.models.activity import ActivityConfig, fit_engagement
 from recsys.models.audience import item_users, rank_users
-from recsys.models.base import ProgressCallback, topk
-from recsys.tasks.base import ModelResult, Task, TaskContext, parse_task_params
-from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
+from recsys.models.base import topk
+from recsys.tasks.base import ModelResult, Task, TaskContext, TaskState, parse_task_params, write_pyfunc_meta
+from recsys.tasks.recommend import _other_sources
 
 _log = get_logger(__name__)
 
@@ -80,6 +81,21 @@ def data_diagnostics(stats: dict) -> dict[str, float]:
     }
 
 
+@dataclass
+class AudienceState(TaskState):
+    """Audience: the split, training data, products to evaluate, the cold-start engagement fallback (one score per
+    user), the parsed task_params and each product's training users (CSR, excluded when exclude_interacted)."""
+
+    split: Split
+    data: TrainData
+    target: AudienceTarget
+    items: pd.DataFrame | None
+    fallback: np.ndarray
+    audience: AudienceParams
+    seen_by_item: Any
+    diagnostics: dict[str, float] | None = None
+
+
 class AudienceTask(Task):
     name = "audience"
 
@@ -104,7 +120,7 @@ class AudienceTask(Task):
         ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
         ctx.stats = stats
         ctx.params.update({f"diagnostics.{k}": round(v, 6) for k, v in diag.items()})
-        ctx.state["diagnostics"] = diag
+        ctx.state.diagnostics = diag
         ctx.stats["seconds_prepare"] = time.perf_counter() - t0
         return ctx
 
@@ -127,8 +143,8 @@ class AudienceTask(Task):
         params = {k: v for k, v in params.items() if not k.startswith(_other_sources(cfg.data.source))}
         ctx = TaskContext(cfg=cfg, dataset_name=name, fingerprint=fingerprint, split_fingerprint=split.fingerprint(),
                           params=params, is_validation=is_validation)
-        ctx.state.update(split=split, data=data, target=target, items=items, fallback=fallback, audience=params_t,
-                         seen_by_item=item_users(data.matrix))
+        ctx.state = AudienceState(split=split, data=data, target=target, items=items, fallback=fallback,
+                                  audience=params_t, seen_by_item=item_users(data.matrix))
         ctx.parent_artifacts["data/audience_products.parquet"] = pd.DataFrame({
             "item_id": target.item_ids, "n_positives": target.n_relevant, "pool_size": target.pool_size,
             "new_product": target.new_product})
@@ -139,47 +155,45 @@ class AudienceTask(Task):
         return ctx
 
     def validation_context(self, ctx: TaskContext) -> TaskContext:
-        split: Split = ctx.state["split"]
+        split: Split = ctx.state.split
         train_only = dataclasses.replace(split, test=split.test.iloc[0:0], audit={})
         vsplit = validation_split(train_only, ctx.cfg.split, ctx.cfg.seed)
-        return self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state["items"],
+        return self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state.items,
                              is_validation=True)
 
     # models -----------------------------------------------------------------------------------------------
-    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
-                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
-        cfg = ctx.cfg
-        p: AudienceParams = ctx.state["audience"]
-        data: TrainData = ctx.state["data"]
-        target: AudienceTarget = ctx.state["target"]
-        ns = cfg.metrics.k
-        model, fit_s = self.fit(entry, data, callback)
-        t1 = time.perf_counter()
-        ranked, scores, covered = audiences(model, ctx, target.item_idx, max(ns))
-        metrics, per_product = audience_metrics(ranked, target, ns, covered, data.n_users, p.concentration_share)
-        eval_s = time.perf_counter() - t1
-        _log.info("%-18s %s=%.4f lift_at_%d=%.2f coverage=%.3f (fit %.1fs, evaluate %.1fs)", entry.run_name,
-                  cfg.metrics.primary, metrics.get(cfg.metrics.primary, float("nan")), max(ns),
-                  metrics.get(f"lift_at_{max(ns)}", float("nan")), metrics["product_coverage"], fit_s, eval_s)
+    def evaluate(self, ctx: TaskContext, entry: ModelEntry, model: Any, store: bool = True) -> ModelResult:
+        state: AudienceState = ctx.state
+        ns = ctx.cfg.metrics.k
+        ranked, scores, covered = audiences(model, ctx, state.target.item_idx, max(ns))
+        metrics, per_product = audience_metrics(ranked, state.target, ns, covered, state.data.n_users,
+                                                state.audience.concentration_share)
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=metrics, model=model,
-                             per_user=per_product, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s},
-                             tags={"per_user_key": "item_id"})
-        if not store:
-            return result
-        t2 = time.perf_counter()
-        model_dir = workdir / "model"
-        model.save(model_dir)
+                             per_user=per_product, tags={"per_user_key": "item_id"})
+        result.extra.update(ranked=ranked, scores=scores, covered=covered)
+        return result
+
+    def describe(self, ctx: TaskContext, result: ModelResult) -> str:
+        m, primary, n = result.metrics, ctx.cfg.metrics.primary, max(ctx.cfg.metrics.k)
+        return (f"{primary}={m.get(primary, float('nan')):.4f} lift_at_{n}={m.get(f'lift_at_{n}', float('nan')):.2f} "
+                f"coverage={m['product_coverage']:.3f}")
+
+    def package(self, ctx: TaskContext, result: ModelResult, model_dir: Path) -> None:
+        state: AudienceState = ctx.state
+        p, ns = state.audience, ctx.cfg.metrics.k
+        t0 = time.perf_counter()
         depth = p.cache_n or max(ns)
-        write_audience_cache(model, ctx, model_dir, depth)
+        write_audience_cache(result.model, ctx, model_dir, depth)
         write_pyfunc_meta(model_dir, task=self.name, n=max(ns), cache_n=depth, exclude_interacted=p.exclude_interacted)
-        result.seconds["cache_seconds"] = time.perf_counter() - t2
-        result.model_dir = model_dir
-        result.tables = {"per_user_metrics.parquet": per_product,
-                         "audiences.parquet": audience_frame(target.item_ids, ranked, scores, covered, data.users)}
+        result.seconds["cache_seconds"] = time.perf_counter() - t0
+        ranked, scores, covered = (result.extra.pop(k) for k in ("ranked", "scores", "covered"))
+        target = state.target
+        result.tables = {"per_user_metrics.parquet": result.per_user,
+                         "audiences.parquet": audience_frame(target.item_ids, ranked, scores, covered,
+                                                             state.data.users)}
         example = target.item_ids[covered][:2] if covered.any() else target.item_ids[:2]
         result.input_example = pd.DataFrame({"item_id": example})
         result.pyfunc_params = {"n": int(max(ns))}
-        return result
 
 
 def covers(model: Any, data: TrainData, item_idx: np.ndarray) -> np.ndarray:
@@ -194,14 +208,14 @@ def audiences(model: Any, ctx: TaskContext, item_idx: np.ndarray, n: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Audiences (users (len, n), scores (len, n), covered (len,)) for item indices; uncovered products get the
     engagement fallback with the same exclusion rule."""
-    p: AudienceParams = ctx.state["audience"]
-    data: TrainData = ctx.state["data"]
+    p: AudienceParams = ctx.state.audience
+    data: TrainData = ctx.state.data
     item_idx = np.asarray(item_idx, dtype=np.int64)
     covered = covers(model, data, item_idx)
     ranked = np.full((len(item_idx), n), -1, dtype=np.int64)
     scores = np.full((len(item_idx), n), -np.inf)
-    seen = ctx.state["seen_by_item"] if p.exclude_interacted else None
-    fallback = ctx.state["fallback"]
+    seen = ctx.state.seen_by_item if p.exclude_interacted else None
+    fallback = ctx.state.fallback
     for mask, by_model in ((covered, True), (~covered, False)):
         rows_all = np.flatnonzero(mask)
         for start in range(0, len(rows_all), p.batch_size):
@@ -217,13 +231,13 @@ def audiences(model: Any, ctx: TaskContext, item_idx: np.ndarray, n: int
 def write_audience_cache(model: Any, ctx: TaskContext, model_dir: Path, depth: int) -> None:
     """Precompute the audience of every product the model covers (`audience_cache.parquet`) and the cold-start
     list (`fallback.parquet`, the most engaged users) into the model folder the pyfunc serves from."""
-    data: TrainData = ctx.state["data"]
+    data: TrainData = ctx.state.data
     all_items = np.arange(data.n_items, dtype=np.int64)
     covered_items = all_items[covers(model, data, all_items)]
     ranked, scores, _ = audiences(model, ctx, covered_items, depth)
     cache = audience_frame(data.items.id(covered_items), ranked, scores, np.ones(len(covered_items), bool), data.users)
     cache.drop(columns="reason").to_parquet(model_dir / CACHE_FILE, index=False)
-    idx, val = topk(np.asarray(ctx.state["fallback"], dtype=np.float64)[None, :], depth)
+    idx, val = topk(np.asarray(ctx.state.fallback, dtype=np.float64)[None, :], depth)
     keep = idx[0] >= 0
     pd.DataFrame({"user_id": data.users.id(idx[0][keep]), "rank": np.arange(1, int(keep.sum()) + 1, dtype=np.int64),
                   "score": val[0][keep]}).to_parquet(model_dir / FALLBACK_FILE, index=False)

@@ -1,4 +1,10 @@
-"""Task protocol shared by the experiment runner, tuning and tracking."""
+"""Task protocol shared by the experiment runner, tuning and tracking.
+
+A task prepares a `TaskContext` once (data, split, evaluation target in a typed `TaskState`), then runs each model
+entry through one template, `Task.run_model`: fit (timed) -> `evaluate` hook (timed) -> log one line -> with
+`store`, save the model and the `package` hook (tables, plots, pyfunc meta, input example). A task supplies
+`prepare`, `evaluate`, `package`, `metric_names` and, where its models do not fit on `state.data`, `fit_model`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,11 @@ from pydantic import BaseModel, ValidationError
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.errors import ConfigError
+from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 
 P = TypeVar("P", bound=BaseModel)
+_log = get_logger(__name__)
 
 
 def parse_task_params(schema: type[P], cfg: ExperimentConfig, task: str) -> P:
@@ -56,13 +64,33 @@ def _fields_at(schema: type[BaseModel], path: list[str]) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
+class TaskState:
+    """Base of each task's typed state (a dataclass per task: `RecommendState`, `SearchState`, ...).
+
+    Attribute access is the way; `state["data"]` / `state["data"] = ...` read and write the attribute of that name
+    (KeyError for a name the state does not have), for callers written against the former dict.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
 @dataclass
 class TaskContext:
     """Prepared data for one experiment (or one validation fold while tuning).
 
     stats: data statistics (logged as data_statistics.json); params: flattened data/split params;
     parent_artifacts: tables logged on the parent run (path -> DataFrame); inputs: (name, frame, context)
-    datasets for mlflow.log_input; state: task-specific objects (train data, evaluation target, ...).
+    datasets for mlflow.log_input; state: the task's typed state (train data, evaluation target, ...).
     """
 
     cfg: ExperimentConfig
@@ -73,7 +101,7 @@ class TaskContext:
     params: dict[str, Any] = field(default_factory=dict)
     parent_artifacts: dict[str, pd.DataFrame] = field(default_factory=dict)
     inputs: list[tuple[str, pd.DataFrame, str]] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: Any = field(default_factory=TaskState)  # the task's TaskState subclass
     is_validation: bool = False
 
 
@@ -156,9 +184,55 @@ class Task:
         model.fit(data, callback=callback)
         return model, time.perf_counter() - t0
 
+    def fit_model(self, ctx: TaskContext, entry: ModelEntry, callback: ProgressCallback | None = None
+                  ) -> tuple[Any, float]:
+        """Hook: (fitted model, fit seconds); the default fits on `ctx.state.data`."""
+        return self.fit(entry, ctx.state.data, callback)
+
     def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
                   callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
+        """Fit, evaluate and (with `store`) save + package one model entry: the skeleton every task shares.
+
+        `evaluate` returns the result with its metrics; `fit_seconds`/`evaluate_seconds` are added here, then
+        `describe` gives the log line's middle part, and `package` adds what is logged with a stored model.
+        """
+        import time
+
+        model, fit_s = self.fit_model(ctx, entry, callback)
+        t1 = time.perf_counter()
+        result = self.evaluate(ctx, entry, model, store)
+        eval_s = time.perf_counter() - t1
+        result.seconds = {"fit_seconds": fit_s, "evaluate_seconds": eval_s, **result.seconds}
+        _log.info("%-14s %s (fit %.1fs, evaluate %.1fs)", entry.run_name, self.describe(ctx, result), fit_s, eval_s)
+        if store:
+            model_dir = workdir / "model"
+            model.save(model_dir)
+            result.model_dir = model_dir
+            self.package(ctx, result, model_dir)
+        return result
+
+    def evaluate(self, ctx: TaskContext, entry: ModelEntry, model: Any, store: bool = True) -> ModelResult:
+        """Hook: score a fitted model on the context's evaluation data -> ModelResult (metrics, per-unit table).
+
+        With `store` false (tuning trials, later folds) it may skip what only `package` needs."""
+        raise NotImplementedError
+
+    def describe(self, ctx: TaskContext, result: ModelResult) -> str:
+        """Hook: the task's numbers for the log line (default: the primary metric)."""
+        primary = ctx.cfg.metrics.primary
+        return f"{primary}={result.metrics.get(primary, float('nan')):.4g}"
+
+    def package(self, ctx: TaskContext, result: ModelResult, model_dir: Path) -> None:
+        """Hook: with the model saved in `model_dir`, add what a stored run logs (pyfunc.json, tables, files,
+        input example, pyfunc params)."""
         raise NotImplementedError
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         raise NotImplementedError
+
+
+def write_pyfunc_meta(model_dir: Path, task: str, **extra: Any) -> None:
+    """`pyfunc.json` in a saved model folder: the task (which predictor serves it) and its serving defaults."""
+    import json
+
+    (model_dir / "pyfunc.json").write_text(json.dumps({"task": task, **extra}, indent=2))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry
-from recsys.data import Split, TrainData, describe, load_dataset, split_dataset, validation_split
+from recsys.data import Dataset, Split, TrainData, describe, load_dataset, split_dataset, validation_split
 from recsys.data.split import split_folds
 from recsys.data.tables import INTERACTION_COLUMNS, frame_fingerprint
 from recsys.evaluation.plots import plot_recommend_diagnostics, plot_slices
@@ -20,14 +22,28 @@ from recsys.evaluation.slices import activity_slice, head_items, popularity_reca
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.random import derive_seed
-from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext
+from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext, TaskState, write_pyfunc_meta
 
 _log = get_logger(__name__)
+
+
+@dataclass
+class RecommendState(TaskState):
+    """Recommend (and similar): the split, training data and evaluation target; with repeated splits, one
+    state per fold in `folds` (the context's own `split` is then the training part common to all folds)."""
+
+    split: Split
+    data: TrainData
+    target: EvalTarget
+    items: pd.DataFrame | None
+    dataset: Dataset | None = None
+    folds: list[RecommendState] | None = None
 
 
 class RecommendTask(Task):
     name = "recommend"
     supports_folds = True
+    state_type: type[RecommendState] = RecommendState
     # selection.metric may name a fold or slice aggregate; the primary must be a computed metric
     metric_keys: tuple[str, ...] = ("metrics.primary",)
 
@@ -45,11 +61,11 @@ class RecommendTask(Task):
                   split.audit["leak_share"])
         ctx = self._context(cfg, dataset.name, dataset.fingerprint(), split, dataset.items)
         ctx.stats = describe(dataset.all_interactions, split)
-        if ctx.state["data"].item_categories() is None:
+        if ctx.state.data.item_categories() is None:
             reason = "items have no categories (map data.tabular.item_columns.category or give an items table)"
             ctx.stats["metrics_not_computed"] = {f"diversity_at_{k}": reason for k in cfg.metrics.k}
             _log.warning("diversity_at_K is not computed (nor logged) for any model: %s", reason)
-        ctx.state["dataset"] = dataset
+        ctx.state.dataset = dataset
         if folds:
             self._add_folds(ctx, folds, common_train, dataset.items)
         ctx.stats["seconds_prepare"] = time.perf_counter() - t0
@@ -68,7 +84,7 @@ class RecommendTask(Task):
         if "users_sampled" in target.info:
             params.update({"evaluation.users_total": target.info["users_total"],
                            "evaluation.users_sampled": target.info["users_sampled"]})
-        ctx.state.update(split=split, data=data, target=target, items=items)
+        ctx.state = self.state_type(split=split, data=data, target=target, items=items)
         ctx.parent_artifacts["data/test_interactions.parquet"] = target.test_rows.reset_index(drop=True)
         ctx.inputs = [(name, split.train[INTERACTION_COLUMNS], "training"),
                       (f"{name}-test", target.test_rows, "testing")]
@@ -89,78 +105,74 @@ class RecommendTask(Task):
     def _add_folds(self, ctx: TaskContext, folds: list[Split], common_train: pd.DataFrame, items: pd.DataFrame) -> None:
         """Evaluation state per fold; tuning (validation_context) sees only the training part common to all folds."""
         cfg = ctx.cfg
-        states = [{k: ctx.state[k] for k in ("split", "data", "target")}]
+        states = [dataclasses.replace(ctx.state)]
         for fold in folds[1:]:
             data = TrainData.build(fold.train, items)
-            states.append({"split": fold, "data": data, "target": self._target(cfg, data, fold.test)})
+            target = self._target(cfg, data, fold.test)
+            states.append(dataclasses.replace(ctx.state, split=fold, data=data, target=target))
         for j, (fold, state) in enumerate(zip(folds, states)):
             _log.info("fold %d: %d train / %d test rows, %d evaluated users", j, len(fold.train), len(fold.test),
-                      len(state["target"].user_ids))
-        ctx.state["folds"] = states
-        ctx.state["split"] = Split(train=common_train, test=folds[0].test, method=folds[0].method, audit={})
+                      len(state.target.user_ids))
+        ctx.state.folds = states
+        ctx.state.split = Split(train=common_train, test=folds[0].test, method=folds[0].method, audit={})
         ctx.split_fingerprint = frame_fingerprint(pd.DataFrame({"fold": [f.fingerprint() for f in folds]}))
         ctx.parent_artifacts["data/test_interactions.parquet"] = pd.concat(
-            [s["target"].test_rows.assign(fold=j) for j, s in enumerate(states)], ignore_index=True)
-        ctx.stats["folds"] = [{**f.audit, "evaluated_users": int(len(s["target"].user_ids))}
+            [s.target.test_rows.assign(fold=j) for j, s in enumerate(states)], ignore_index=True)
+        ctx.stats["folds"] = [{**f.audit, "evaluated_users": int(len(s.target.user_ids))}
                               for f, s in zip(folds, states)]
         ctx.stats["common_train_interactions"] = int(len(common_train))
 
     def validation_context(self, ctx: TaskContext) -> TaskContext:
-        split: Split = ctx.state["split"]
+        split: Split = ctx.state.split
         # a Split without its test part: tuning must never read it
         train_only = dataclasses.replace(split, test=split.test.iloc[0:0], audit={})
         vsplit = validation_split(train_only, ctx.cfg.split, ctx.cfg.seed)
-        vctx = self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state["items"], is_validation=True)
+        vctx = self._context(ctx.cfg, ctx.dataset_name, ctx.fingerprint, vsplit, ctx.state.items, is_validation=True)
         return vctx
 
     def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
                   callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
-        folds = ctx.state.get("folds")
+        """The shared template per fold; with repeated splits, one result from the fold results."""
+        folds = ctx.state.folds
         if not folds or ctx.is_validation:
-            return self._run_fold(ctx, ctx.state, entry, workdir, callback, store)
-        results = [self._run_fold(ctx, state, entry, workdir / f"fold_{j}", callback, store and j == 0)
-                   for j, state in enumerate(folds)]
-        return combine_folds(results, [s["split"] for s in folds], ctx.cfg.selection_metric,
+            return super().run_model(ctx, entry, workdir, callback, store)
+        results = [super(RecommendTask, self).run_model(dataclasses.replace(ctx, state=fold), entry,
+                                                        workdir / f"fold_{j}", callback, store and j == 0)
+                   for j, fold in enumerate(folds)]
+        return combine_folds(results, [s.split for s in folds], ctx.cfg.selection_metric,
                              workdir / "plots" if store else None)
 
-    def _run_fold(self, ctx: TaskContext, state: dict, entry: ModelEntry, workdir: Path,
-                  callback: ProgressCallback | None, store: bool) -> ModelResult:
-        cfg = ctx.cfg
-        data: TrainData = state["data"]
-        target: EvalTarget = state["target"]
-        model, fit_s = self.fit(entry, data, callback)
-        t1 = time.perf_counter()
-        res = evaluate_recommender(model, data, target, cfg.metrics.k, cfg.metrics.batch_size,
+    def evaluate(self, ctx: TaskContext, entry: ModelEntry, model: Any, store: bool = True) -> ModelResult:
+        cfg, state = ctx.cfg, ctx.state
+        res = evaluate_recommender(model, state.data, state.target, cfg.metrics.k, cfg.metrics.batch_size,
                                    store_lists=store, desc=entry.run_name, max_batch_mb=cfg.metrics.max_batch_mb)
-        eval_s = time.perf_counter() - t1
-        _log.info("%-12s %s=%.4g (fit %.1fs, evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
-                  res.metrics.get(cfg.metrics.primary, float("nan")), fit_s, eval_s)
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=res.metrics, model=model,
-                             per_user=res.per_user, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s})
+                             per_user=res.per_user)
         if not ctx.is_validation and res.ranked is not None:
-            table = recommend_slices(res.per_user, res.ranked, data, target, state["split"], cfg.metrics.k)
+            table = recommend_slices(res.per_user, res.ranked, state.data, state.target, state.split, cfg.metrics.k)
             result.tables["slices.parquet"] = table
             result.metrics.update(slice_metrics(table))
-            result.extra["slice_labels"] = user_slice_labels(data, target, state["split"])
+            result.extra["slice_labels"] = user_slice_labels(state.data, state.target, state.split)
         if store:
-            model_dir = workdir / "model"
-            model.save(model_dir)
-            write_pyfunc_meta(model_dir, task=self.name, k=max(cfg.metrics.k))
-            result.model_dir = model_dir
-            result.tables.update({"recommendations.parquet": res.recommendations,
-                                  "per_user_metrics.parquet": res.per_user})
-            popularity = pd.Series(data.item_popularity(), index=data.items.ids)
-            result.files = plot_recommend_diagnostics(res.per_user, res.recommendations, popularity,
-                                                      cfg.metrics.primary, workdir / "plots")
-            if "slices.parquet" in result.tables:
-                result.files.update(plot_slices(result.tables["slices.parquet"], cfg.selection_metric,
-                                                workdir / "plots"))
-            known = target.user_ids[:3]
-            result.input_example = pd.DataFrame({"user_id": known})
-            result.pyfunc_params = {"k": int(max(cfg.metrics.k))}
-            if self.name == "recommend":
-                result.extra["history_input"] = True  # the predictor also takes an `items` column (fold-in)
+            result.extra["recommendations"] = res.recommendations
         return result
+
+    def package(self, ctx: TaskContext, result: ModelResult, model_dir: Path) -> None:
+        cfg, state = ctx.cfg, ctx.state
+        write_pyfunc_meta(model_dir, task=self.name, k=max(cfg.metrics.k))
+        recommendations = result.extra.pop("recommendations")
+        result.tables.update({"recommendations.parquet": recommendations,
+                              "per_user_metrics.parquet": result.per_user})
+        popularity = pd.Series(state.data.item_popularity(), index=state.data.items.ids)
+        plots = model_dir.parent / "plots"
+        result.files = plot_recommend_diagnostics(result.per_user, recommendations, popularity, cfg.metrics.primary,
+                                                  plots)
+        if "slices.parquet" in result.tables:
+            result.files.update(plot_slices(result.tables["slices.parquet"], cfg.selection_metric, plots))
+        result.input_example = pd.DataFrame({"user_id": state.target.user_ids[:3]})
+        result.pyfunc_params = {"k": int(max(cfg.metrics.k))}
+        if self.name == "recommend":
+            result.extra["history_input"] = True  # the predictor also takes an `items` column (fold-in)
 
     def metric_names(self, cfg: ExperimentConfig) -> list[str]:
         return metric_names(cfg.metrics.k)
@@ -239,12 +251,6 @@ def combine_folds(results: list[ModelResult], splits: list[Split], metric: str,
 def _other_sources(source: str) -> tuple[str, ...]:
     """Param prefixes of the sources not in use (kept out of the logged params)."""
     return tuple(f"data.{s}." for s in ("synthetic", "movielens", "tabular", "sql") if s != source)
-
-
-def write_pyfunc_meta(model_dir: Path, task: str, **extra) -> None:
-    import json
-
-    (model_dir / "pyfunc.json").write_text(json.dumps({"task": task, **extra}, indent=2))
 
 
 TASK = RecommendTask()

@@ -15,10 +15,12 @@ Task options live in `task_params` (validated by `SearchParams`), e.g.::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,10 +39,9 @@ from recsys.evaluation.search import (
     results_frame,
 )
 from recsys.logging import get_logger
-from recsys.models.base import ProgressCallback
 from recsys.random import rng as make_rng
-from recsys.tasks.base import ModelResult, Task, TaskContext, parse_task_params
-from recsys.tasks.recommend import _other_sources, write_pyfunc_meta
+from recsys.tasks.base import ModelResult, Task, TaskContext, TaskState, parse_task_params, write_pyfunc_meta
+from recsys.tasks.recommend import _other_sources
 
 _log = get_logger(__name__)
 
@@ -150,6 +151,17 @@ def build_queries(dataset: Dataset, data: TrainData, kinds: list[str], params: S
 
 
 # task -----------------------------------------------------------------------------------------------------
+@dataclass
+class SearchState(TaskState):
+    """Search: the whole catalog as training data, evaluation and validation queries, the parsed task_params."""
+
+    data: TrainData
+    queries: QuerySet
+    validation_queries: QuerySet
+    search: SearchParams
+    dataset: Dataset
+
+
 class SearchTask(Task):
     name = "search"
 
@@ -178,7 +190,8 @@ class SearchTask(Task):
         run_params = {k: v for k, v in run_params.items() if not k.startswith(_other_sources(cfg.data.source))}
         ctx = TaskContext(cfg=cfg, dataset_name=dataset.name, fingerprint=dataset.fingerprint(),
                           split_fingerprint=frame_fingerprint(frame[["query", "kind", "part"]]), params=run_params)
-        ctx.state.update(data=data, queries=queries, validation_queries=validation, search=params, dataset=dataset)
+        ctx.state = SearchState(data=data, queries=queries, validation_queries=validation, search=params,
+                                dataset=dataset)
         ctx.stats = {"items": int(data.n_items),
                      "items_without_interactions": int((data.item_popularity() == 0).sum()),
                      "queries": len(queries), "validation_queries": len(validation),
@@ -196,47 +209,43 @@ class SearchTask(Task):
 
     def validation_context(self, ctx: TaskContext) -> TaskContext:
         """Same catalog, the held-out validation queries only (the evaluation queries are never read)."""
-        validation: QuerySet = ctx.state["validation_queries"]
+        validation: QuerySet = ctx.state.validation_queries
         if len(validation) == 0:
             raise DataError("search: no validation queries to tune on; raise task_params.validation_share")
         vctx = TaskContext(cfg=ctx.cfg, dataset_name=ctx.dataset_name, fingerprint=ctx.fingerprint,
                            split_fingerprint=frame_fingerprint(validation.frame()[["query", "kind"]]),
                            params=dict(ctx.params), is_validation=True)
-        vctx.state.update({k: v for k, v in ctx.state.items() if k not in ("queries", "validation_queries")})
-        vctx.state.update(queries=validation, validation_queries=validation.subset(np.arange(0)))
+        vctx.state = dataclasses.replace(ctx.state, queries=validation,
+                                         validation_queries=validation.subset(np.arange(0)))
         return vctx
 
-    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
-                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
-        cfg = ctx.cfg
-        params: SearchParams = ctx.state["search"]
-        data: TrainData = ctx.state["data"]
-        queries: QuerySet = ctx.state["queries"]
-        model, fit_s = self.fit(entry, data, callback)
-        t1 = time.perf_counter()
-        metrics, per_query, ids, scores = evaluate_search(model, queries, cfg.metrics.k, params.latency_queries)
-        eval_s = time.perf_counter() - t1
-        kmax = max(cfg.metrics.k)
-        _log.info("%-14s %s=%.4f recall_vs_exact_at_%d=%.4f p50=%.3fms p99=%.3fms build=%.2fs (fit %.1fs, "
-                  "evaluate %.1fs)", entry.run_name, cfg.metrics.primary,
-                  metrics.get(cfg.metrics.primary, float("nan")),
-                  kmax, metrics[f"recall_vs_exact_at_{kmax}"], metrics["query_latency_p50_ms"],
-                  metrics["query_latency_p99_ms"], metrics.get("index_build_seconds", float("nan")), fit_s, eval_s)
+    def evaluate(self, ctx: TaskContext, entry: ModelEntry, model: Any, store: bool = True) -> ModelResult:
+        state: SearchState = ctx.state
+        metrics, per_query, ids, scores = evaluate_search(model, state.queries, ctx.cfg.metrics.k,
+                                                          state.search.latency_queries)
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=metrics, model=model,
-                             per_user=per_query, seconds={"fit_seconds": fit_s, "evaluate_seconds": eval_s},
+                             per_user=per_query,
                              tags={"per_user_key": "query", "index": str(model.params.get("index", ""))})
-        if not store:
-            return result
-        model_dir = workdir / "model"
-        model.save(model_dir)
-        write_pyfunc_meta(model_dir, task=self.name, k=kmax)
-        result.model_dir = model_dir
-        result.files = {"index/index.faiss": model_dir / "index.faiss"} if (model_dir / "index.faiss").exists() else {}
-        result.tables = {"per_query_metrics.parquet": per_query,
-                         "search_results.parquet": results_frame(queries, ids, scores, data)}
-        result.input_example = pd.DataFrame({"query": queries.texts[:3].astype(str)})
-        result.pyfunc_params = {"k": int(kmax)}
+        result.extra.update(ids=ids, scores=scores)
         return result
+
+    def describe(self, ctx: TaskContext, result: ModelResult) -> str:
+        m, primary, kmax = result.metrics, ctx.cfg.metrics.primary, max(ctx.cfg.metrics.k)
+        return (f"{primary}={m.get(primary, float('nan')):.4f} recall_vs_exact_at_{kmax}="
+                f"{m[f'recall_vs_exact_at_{kmax}']:.4f} p50={m['query_latency_p50_ms']:.3f}ms "
+                f"p99={m['query_latency_p99_ms']:.3f}ms build={m.get('index_build_seconds', float('nan')):.2f}s")
+
+    def package(self, ctx: TaskContext, result: ModelResult, model_dir: Path) -> None:
+        state: SearchState = ctx.state
+        kmax = max(ctx.cfg.metrics.k)
+        write_pyfunc_meta(model_dir, task=self.name, k=kmax)
+        index = model_dir / "index.faiss"
+        result.files = {"index/index.faiss": index} if index.exists() else {}
+        ids, scores = result.extra.pop("ids"), result.extra.pop("scores")
+        result.tables = {"per_query_metrics.parquet": result.per_user,
+                         "search_results.parquet": results_frame(state.queries, ids, scores, state.data)}
+        result.input_example = pd.DataFrame({"query": state.queries.texts[:3].astype(str)})
+        result.pyfunc_params = {"k": int(kmax)}
 
 
 TASK = SearchTask()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from recsys.config.loader import flatten
 from recsys.config.schema import ExperimentConfig, ModelEntry, StrictModel
-from recsys.data.sessions import SessionSourceConfig, load_sessions, temporal_split
+from recsys.data.sessions import SessionSourceConfig, SessionTable, load_sessions, temporal_split
 from recsys.data.tables import frame_fingerprint
 from recsys.errors import DataError
 from recsys.evaluation.plots import plot_criteria
@@ -31,8 +32,7 @@ from recsys.evaluation.segment import CRITERIA_METRICS, DRIFT_METRICS, K_SELECTI
 from recsys.logging import get_logger
 from recsys.models.base import ProgressCallback
 from recsys.models.catalog import create
-from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext, parse_task_params
-from recsys.tasks.recommend import write_pyfunc_meta
+from recsys.tasks.base import ChildRun, ModelResult, Task, TaskContext, TaskState, parse_task_params, write_pyfunc_meta
 
 _log = get_logger(__name__)
 
@@ -59,6 +59,17 @@ class SegmentParams(StrictModel):
 
 def segment_params(cfg: ExperimentConfig) -> SegmentParams:
     return parse_task_params(SegmentParams, cfg, "segment")
+
+
+@dataclass
+class SegmentState(TaskState):
+    """Segment: the session table, its reference (earlier) and later sessions, the features and task_params."""
+
+    table: SessionTable
+    reference: pd.DataFrame
+    later: pd.DataFrame
+    features: list[str]
+    params: SegmentParams
 
 
 class SegmentTask(Task):
@@ -103,54 +114,56 @@ class SegmentTask(Task):
         ctx.inputs = [(table.name, reference[cols], "training")]
         if len(later):
             ctx.inputs.append((f"{table.name}-later", later[cols], "testing"))
-        ctx.state.update(table=table, reference=reference, later=later, features=features, params=params)
+        ctx.state = SegmentState(table=table, reference=reference, later=later, features=features, params=params)
         ctx.stats["seconds_prepare"] = time.perf_counter() - t0
         _log.info("sessions %s: %d (%d reference, %d later period), %d features", table.name, len(sessions),
                   len(reference), len(later), len(features))
         return ctx
 
-    def run_model(self, ctx: TaskContext, entry: ModelEntry, workdir: Path,
-                  callback: ProgressCallback | None = None, store: bool = True) -> ModelResult:
-        params: SegmentParams = ctx.state["params"]
-        reference: pd.DataFrame = ctx.state["reference"]
-        later: pd.DataFrame = ctx.state["later"]
-        features: list[str] = ctx.state["features"]
+    def fit_model(self, ctx: TaskContext, entry: ModelEntry, callback: ProgressCallback | None = None
+                  ) -> tuple[Any, float]:
+        """Segmenters fit on the reference sessions' features; evaluation's K_SELECTION scores and picks K."""
+        state: SegmentState = ctx.state
         model = create(entry.name, entry.params, task=self.name)
         t0 = time.perf_counter()
-        model.fit(reference, features, callback=callback, selector=K_SELECTION)
-        fit_s = time.perf_counter() - t0
+        model.fit(state.reference, state.features, callback=callback, selector=K_SELECTION)
+        return model, time.perf_counter() - t0
+
+    def evaluate(self, ctx: TaskContext, entry: ModelEntry, model: Any, store: bool = True) -> ModelResult:
+        state: SegmentState = ctx.state
+        params = state.params
         k = int(model.k_)
-        labels = model.labels_
-        scores: pd.DataFrame = model.scores_
-        ev = evaluate_segments(model, reference, later, features, params.drift.psi_threshold,
+        ev = evaluate_segments(model, state.reference, state.later, state.features, params.drift.psi_threshold,
                                params.drift.js_threshold)
-        metrics, ari_by_k, profile, names = ev.metrics, ev.ari_by_k, ev.profile, ev.names
-        later_labels, drift_tables, drift_info = ev.later_labels, ev.drift_tables, ev.drift_info
         tags: dict[str, str] = {"chosen_k": str(k), "k_selection": model.config.selection}
         if ev.drift_warning is not None:
             tags["drift_warning"] = str(ev.drift_warning).lower()
             if ev.drift_warning:
                 _log.warning("%s: cluster-mix drift in the later period (PSI %.3f > %.3f, JS %.3f)", entry.run_name,
-                             metrics["drift_psi"], params.drift.psi_threshold, metrics["drift_js_divergence"])
-        _log.info("%-12s K=%d silhouette=%.4f%s (fit %.1fs)", entry.run_name, k, metrics["silhouette"],
-                  f" ari_vs_truth={metrics['ari_vs_truth']:.4f}" if "ari_vs_truth" in metrics else "", fit_s)
+                             ev.metrics["drift_psi"], params.drift.psi_threshold, ev.metrics["drift_js_divergence"])
         result = ModelResult(entry=entry, params={**flatten(model.params, "model."), "chosen_k": k},
-                             metrics=metrics, model=model, tags=tags, seconds={"fit_seconds": fit_s})
-        result.extra.update(profile=profile, names=names, later_labels=later_labels)
+                             metrics=ev.metrics, model=model, tags=tags)
+        result.extra.update(profile=ev.profile, names=ev.names, later_labels=ev.later_labels, evaluation=ev)
         result.children = [
             ChildRun(name=f"{entry.run_name}-k{kk}", params={"k": int(kk), "model": entry.name},
                      metrics={m: float(v) for m, v in row.items() if v == v}
-                     | ({"ari_vs_truth": ari_by_k[kk]} if kk in ari_by_k else {}),
+                     | ({"ari_vs_truth": ev.ari_by_k[kk]} if kk in ev.ari_by_k else {}),
                      tags={"role": "k", "chosen": str(kk == k).lower(), "task": self.name})
-            for kk, row in scores.to_dict("index").items()
+            for kk, row in model.scores_.to_dict("index").items()
         ]
-        if not store:
-            return result
-        workdir.mkdir(parents=True, exist_ok=True)
-        model_dir = workdir / "model"
-        model.save(model_dir)
+        return result
+
+    def describe(self, ctx: TaskContext, result: ModelResult) -> str:
+        m = result.metrics
+        ari = f" ari_vs_truth={m['ari_vs_truth']:.4f}" if "ari_vs_truth" in m else ""
+        return f"K={int(m['n_clusters'])} silhouette={m['silhouette']:.4f}{ari}"
+
+    def package(self, ctx: TaskContext, result: ModelResult, model_dir: Path) -> None:
+        state: SegmentState = ctx.state
+        reference, later, features = state.reference, state.later, state.features
+        model, ev = result.model, result.extra.pop("evaluation")
+        k, names, scores, workdir = int(model.k_), ev.names, model.scores_, model_dir.parent
         write_pyfunc_meta(model_dir, task=self.name, cluster_names=names, features=features)
-        result.model_dir = model_dir
         chosen = next(c for c in result.children if c.params["k"] == k)
         chosen.files = {f"model/{p.name}": p for p in sorted(model_dir.iterdir()) if p.is_file()}
         result.input_example = reference[["session_id", *features]].head(3).assign(
@@ -158,24 +171,23 @@ class SegmentTask(Task):
         centroids = model.centroids_original()
         centroids.insert(1, "name", names)
         assigned = pd.concat([
-            _labels_frame(reference, labels, names, "reference"),
-            _labels_frame(later, later_labels, names, "later"),
+            _labels_frame(reference, model.labels_, names, "reference"),
+            _labels_frame(later, ev.later_labels, names, "later"),
         ], ignore_index=True)
         result.tables = {"segments/session_clusters.parquet": assigned, "segments/centroids.parquet": centroids,
-                         "segments/profile.parquet": profile, "k_selection/scores.parquet": scores.reset_index(),
-                         **drift_tables}
+                         "segments/profile.parquet": ev.profile, "k_selection/scores.parquet": scores.reset_index(),
+                         **ev.drift_tables}
         diag = {
             "chosen_k": k, "rule": model.config.selection, "evidence": model.selection_,
-            "scores": scores.reset_index().to_dict("records"), "ari_vs_truth_by_k": ari_by_k,
+            "scores": scores.reset_index().to_dict("records"), "ari_vs_truth_by_k": ev.ari_by_k,
             "features": features, "preprocessor": model.preprocessor_.to_dict(), "clusters": names,
-            "profile": profile.to_dict("records"), "drift": drift_info, "n_reference": len(reference),
+            "profile": ev.profile.to_dict("records"), "drift": ev.drift_info, "n_reference": len(reference),
         }
         files = {"segments/diagnostics.json": _write(workdir / "diagnostics.json", json.dumps(diag, indent=2,
                                                                                              default=_jsonable)),
-                 "segments/profile.md": _write(workdir / "profile.md", profile_markdown(profile))}
-        files.update(plot_criteria(scores, k, workdir / "plots", ari_by_k))
+                 "segments/profile.md": _write(workdir / "profile.md", profile_markdown(ev.profile))}
+        files.update(plot_criteria(scores, k, workdir / "plots", ev.ari_by_k))
         result.files = files
-        return result
 
     def metric_names(self, cfg: ExperimentConfig, params: SegmentParams | None = None) -> list[str]:
         params = params or segment_params(cfg)
