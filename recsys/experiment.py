@@ -56,11 +56,16 @@ def validate_config(cfg: ExperimentConfig, source: str = "<config>") -> Experime
     Raises ConfigError naming the file, the key and what is allowed; returns `cfg`."""
     from recsys.models.catalog import available, get_model_class, unavailable_hint
 
+    try:
+        task = get_task(cfg.task)  # the task catalog knows the task names (the schema takes any)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    served = task.model_task  # the models registered for this task name answer it
     for i, entry in enumerate(cfg.models):
         try:
-            cls = get_model_class(entry.name, task=cfg.task)
+            cls = get_model_class(entry.name, task=served)
         except KeyError:
-            names = available(cfg.task)
+            names = available(served)
             hint = difflib.get_close_matches(entry.name, names, n=1)
             raise ConfigError(
                 f"{source}: config key `models.{i}.name` has unknown model {entry.name!r} for task {cfg.task!r}"
@@ -79,7 +84,7 @@ def validate_config(cfg: ExperimentConfig, source: str = "<config>") -> Experime
                 raise ConfigError(f"{source}: config key `models.{i}.search` has invalid value "
                                   f"{entry.search!r}: {exc}") from None
     try:
-        get_task(cfg.task).validate(cfg)
+        task.validate(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from recsys.config.search import check_objectives, parse_space
 from recsys.config.urls import mask_url
 
-Task = Literal["recommend", "similar", "audience", "search", "segment"]
+# the task is a module of recsys.tasks (recommend, similar, audience, search, segment, ...): the experiment loader
+# checks the name against the task catalog (the pure schema does not import the tasks)
+Task = str
 
 
 class StrictModel(BaseModel):

@@ -8,6 +8,7 @@ makes its module's models unavailable, with an "install X" hint on the lookup th
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -16,21 +17,6 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="type[Model]")
 
 _REGISTRY: dict[str, type[Model]] = {}
-# modules that define models; imported lazily on first lookup (task modules add themselves here)
-MODEL_MODULES = [
-    "recsys.models.baselines",
-    "recsys.models.item_knn",
-    "recsys.models.als",
-    "recsys.models.ease",
-    "recsys.models.bpr",
-    "recsys.models.rp3beta",
-    "recsys.models.multvae",
-    "recsys.models.sasrec",
-    "recsys.models.hybrid",
-    "recsys.models.content",
-    "recsys.models.activity",
-    "recsys.models.kmeans",
-]
 _loaded = False
 _unavailable: dict[str, str] = {}  # model module -> the third-party package it could not import
 
@@ -40,11 +26,20 @@ def register(cls: T) -> T:
     return cls
 
 
+def model_modules() -> list[str]:
+    """Every module of `recsys.models` but base, catalog and private helpers: each may define models, so a new
+    model is one module with an `@register`ed class, found without editing a list."""
+    import recsys.models as package
+
+    return sorted(f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+                  if not m.name.startswith("_") and m.name not in ("base", "catalog"))
+
+
 def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in MODEL_MODULES:
+    for mod in model_modules():
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

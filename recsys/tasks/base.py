@@ -142,6 +142,13 @@ class Task:
 
     name: str = "base"
     supports_folds: bool = False  # split.folds > 1 (repeated splits) is handled by this task
+    # models whose `tasks` name this answer the task (default: the task's own name); a new task can reuse a
+    # model family, e.g. served_by = "recommend"
+    served_by: str | None = None
+
+    @property
+    def model_task(self) -> str:
+        return self.served_by or self.name
 
     # config keys naming a metric that this task must compute (checked at load time, before any model is fitted)
     metric_keys: tuple[str, ...] = ("metrics.primary", "selection.metric")
@@ -179,7 +186,7 @@ class Task:
 
         from recsys.models.catalog import create
 
-        model = create(entry.name, entry.params, task=self.name)
+        model = create(entry.name, entry.params, task=self.model_task)
         t0 = time.perf_counter()
         model.fit(data, callback=callback)
         return model, time.perf_counter() - t0
