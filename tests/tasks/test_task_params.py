@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.config import config_from_dict
+from recsys.config.schema import ExperimentConfig
 from recsys.errors import ConfigError
+from recsys.tasks import get_task
 
 BASE = {"name": "x", "models": [{"name": "random"}]}
+
+
+def validate(raw: dict) -> ExperimentConfig:
+    """The task's own load-time check (the experiment loader calls the same hook)."""
+    cfg = ExperimentConfig.model_validate(raw)
+    get_task(cfg.task).validate(cfg)
+    return cfg
 
 
 @pytest.mark.parametrize(("raw", "fragment"), [
@@ -24,21 +32,21 @@ BASE = {"name": "x", "models": [{"name": "random"}]}
 ])
 def test_unknown_task_param_gets_a_did_you_mean_at_its_level(raw, fragment):
     with pytest.raises(ConfigError) as info:
-        config_from_dict({**BASE, **raw})
+        validate({**BASE, **raw})
     assert fragment in str(info.value)
 
 
 def test_recommend_primary_metric_is_checked_at_load_time():
     with pytest.raises(ConfigError) as info:
-        config_from_dict({**BASE, "task": "recommend", "metrics": {"k": [10, 20], "primary": "ndcg_at_50"}})
+        validate({**BASE, "task": "recommend", "metrics": {"k": [10, 20], "primary": "ndcg_at_50"}})
     msg = str(info.value)
     assert "`metrics.primary` is 'ndcg_at_50', which the recommend task does not compute" in msg
     assert "ndcg_at_20" in msg and "ndcg_at_50" not in msg.split("available", 1)[1]
-    cfg = config_from_dict({**BASE, "task": "recommend", "metrics": {"k": [10, 20], "primary": "ndcg_at_20"}})
+    cfg = validate({**BASE, "task": "recommend", "metrics": {"k": [10, 20], "primary": "ndcg_at_20"}})
     assert cfg.metrics.primary == "ndcg_at_20"
 
 
 def test_invalid_value_names_the_key_and_the_value():
     with pytest.raises(ConfigError, match=r"`task_params\.validation_share` has invalid value 1\.5"):
-        config_from_dict({**BASE, "task": "search", "models": [{"name": "content"}],
+        validate({**BASE, "task": "search", "models": [{"name": "content"}],
                           "task_params": {"validation_share": 1.5}})
