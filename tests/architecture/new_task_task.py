@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from recsys.evaluation.reorder import ReorderTarget, build_reorder_target, evaluate_reorder, metric_names
 
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.data import Split, TrainData, load_dataset, split_dataset
+from recsys.evaluation.reorder import ReorderTarget, build_reorder_target, evaluate_reorder, metric_names
 from recsys.tasks.base import ModelResult, Task, TaskContext, TaskState, parse_task_params, write_pyfunc_meta
 
 
