@@ -6,7 +6,7 @@ The task reuses the recommend task's data and split; the pairs and the scoring a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ _log = get_logger(__name__)
 class SimilarState(RecommendState):
     """The recommend state plus the (user, query item, next item) pairs that are evaluated."""
 
-    pairs: pd.DataFrame | None = None
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # set by SimilarTask._context
 
 
 class SimilarTask(RecommendTask):
