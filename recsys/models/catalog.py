@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="type[Model]")
 
 _REGISTRY: dict[str, type[Model]] = {}
+# extra modules to import besides the ones found in recsys/models (e.g. a plug-in package's models)
+MODEL_MODULES: list[str] = []
 _loaded = False
 _unavailable: dict[str, str] = {}  # model module -> the third-party package it could not import
 
@@ -39,7 +41,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in model_modules():
+    for mod in [*model_modules(), *MODEL_MODULES]:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
