@@ -69,7 +69,8 @@ def check_context(ctx: Any) -> None:
     if n_items < 2:
         raise DataError(f"the training data has {n_items} item(s); a ranking needs at least 2 items "
                         "(check the data, its filters and the split)")
-    if target is not None and len(getattr(target, "user_ids", [])) == 0:
+    # recommend-style targets list their evaluated users; the audience target (products) has no user_ids
+    if target is not None and hasattr(target, "user_ids") and len(target.user_ids) == 0:
         raise DataError("no test user can be evaluated (none of them has a relevant test item known to training); "
                         "use more data, another split.method or split.unknown_users: keep")
     if cfg.task == "recommend" and max(cfg.metrics.k) > n_items:
