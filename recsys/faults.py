@@ -63,6 +63,11 @@ def _handler(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def interrupted() -> bool:
+    """Whether SIGTERM/SIGINT arrived under the current signal policy (cleanup is running)."""
+    return bool(_received)
+
+
 @contextlib.contextmanager
 def signal_policy() -> Iterator[None]:
     """SIGTERM/SIGINT -> `Interrupted` in the main thread while the block runs (no-op off the main thread)."""

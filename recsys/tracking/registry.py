@@ -38,6 +38,7 @@ from recsys.evaluation.promotion import (
 )
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
+from recsys.tracking.registry_lock import append_event, under_lease
 
 _log = get_logger(__name__)
 
@@ -82,6 +83,7 @@ PARENT_TAG = "mlflow.parentRunId"
 TEST_ROWS = "data/test_interactions.parquet"
 
 
+@under_lease  # one promotion/rollback at a time per model, on every machine sharing the store
 def promote(client: MlflowClient, model_name: str, policy_path: str | Path | None = None, *,
             policy: PolicyConfig | None = None, version: str | int | None = None) -> dict[str, Any]:
     """Compare the challenger (or `version`) with `@champion` under a policy; move `champion` only if it wins.
@@ -111,23 +113,28 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
     if champion is not None and str(champion.version) == str(mv.version):
         decision.update(decision="kept", reasons=[f"version {mv.version} already holds `{CHAMPION}`"], checks=[])
         return decision
-    challenger = _run_evidence(client, run, label=f"v{mv.version}", version=str(mv.version))
-    if champion is None:
-        decision["mode"] = "first_champion"
-        checks, significance = _first_champion_checks(client, run, challenger, primary, policy)
-    else:
-        decision["mode"] = "versus_champion"
-        reference = _champion_evidence(client, model_name, champion, mv, run, primary, policy)
-        decision["champion_reevaluated"] = reference.reevaluated
-        if reference.reevaluated:
-            decision["champion_logged_value"] = json_number(reference.logged_value)
-            # like for like: score the challenger with the same procedure on the same rows
-            logged = challenger.metrics.get(primary)
-            challenger = _reevaluate(client, model_name, str(mv.version), run, primary, policy)
-            challenger.logged_value = logged
-            decision["challenger_logged_value"] = json_number(logged)
-        checks, significance = compare(challenger, reference, primary, policy.direction, policy.min_uplift,
-                                        policy.guardrails, policy)
+    try:  # evidence that cannot be read (a truncated per-user table): refused, and the decision recorded
+        challenger = _run_evidence(client, run, label=f"v{mv.version}", version=str(mv.version))
+        if champion is None:
+            decision["mode"] = "first_champion"
+            checks, significance = _first_champion_checks(client, run, challenger, primary, policy)
+        else:
+            decision["mode"] = "versus_champion"
+            reference = _champion_evidence(client, model_name, champion, mv, run, primary, policy)
+            decision["champion_reevaluated"] = reference.reevaluated
+            if reference.reevaluated:
+                decision["champion_logged_value"] = json_number(reference.logged_value)
+                # like for like: score the challenger with the same procedure on the same rows
+                logged = challenger.metrics.get(primary)
+                challenger = _reevaluate(client, model_name, str(mv.version), run, primary, policy)
+                challenger.logged_value = logged
+                decision["challenger_logged_value"] = json_number(logged)
+            checks, significance = compare(challenger, reference, primary, policy.direction, policy.min_uplift,
+                                            policy.guardrails, policy)
+    except PromotionError as exc:
+        decision.update(decision="refused", reasons=[f"evidence: {exc}"], checks=[])
+        _record(client, model_name, mv, decision)
+        raise
     failed = summarize(decision, checks, significance, challenger, primary)
     if failed:
         decision.update(decision="kept", reasons=[f"{c.name}: {c.detail}" for c in failed])
@@ -143,6 +150,7 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
         raise
     client.set_registered_model_alias(model_name, CHAMPION, mv.version)
     _push_history(client, model_name, str(mv.version), previous=decision["previous_champion"])
+    append_event(client, model_name, "promote", decision["previous_champion"], str(mv.version))
     if (chal := _alias_version(client, model_name, CHALLENGER)) is not None and str(chal.version) == str(mv.version):
         client.delete_registered_model_alias(model_name, CHALLENGER)
     decision.update(decision="promoted", reasons=[c.detail for c in checks])
@@ -151,6 +159,7 @@ def promote(client: MlflowClient, model_name: str, policy_path: str | Path | Non
     return decision
 
 
+@under_lease
 def rollback(client: MlflowClient, model_name: str, reason: str = "") -> dict[str, Any]:
     """Move `champion` back to the previous champion (from the `champion_history` tag); it must still load."""
     current = _alias_version(client, model_name, CHAMPION)
@@ -159,12 +168,14 @@ def rollback(client: MlflowClient, model_name: str, reason: str = "") -> dict[st
     while history and history[-1] == cur:
         history.pop()
     if not history:
-        raise PromotionError(f"cannot roll back {model_name!r}: no previous champion in the `{HISTORY_TAG}` tag "
-                             f"(current champion: {cur}); promote a version first")
+        reason_refused = f"no previous champion in the `{HISTORY_TAG}` tag (current champion: {cur})"
+        append_event(client, model_name, "rollback_refused", cur, None, reason=reason_refused)
+        raise PromotionError(f"cannot roll back {model_name!r}: {reason_refused}; promote a version first")
     target = history[-1]
     check = validate_candidate(client, model_name, target)
     client.set_registered_model_alias(model_name, CHAMPION, target)
     client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
+    append_event(client, model_name, "rollback", cur, target, reason=reason[:500])
     at = _now()
     record = {"decision": "rollback", "model_name": model_name, "from_version": cur, "to_version": target,
               "reason": reason, "decided_at": at, "load_check": check}
@@ -382,7 +393,13 @@ def _push_history(client: MlflowClient, model_name: str, version: str, previous:
 
 
 def _history(client: MlflowClient, model_name: str) -> list[str]:
-    raw = (client.get_registered_model(model_name).tags or {}).get(HISTORY_TAG)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = (client.get_registered_model(model_name).tags or {}).get(HISTORY_TAG)
+    except MlflowException:
+        raise PromotionError(f"registered model {model_name!r} does not exist in this store; run an experiment with "
+                             "registry.enabled: true first (or check --model-name / --tracking-uri)") from None
     return [str(v) for v in json.loads(raw)] if raw else []
 
 
@@ -417,7 +434,11 @@ def _load_table(client: MlflowClient, run_id: str, path: str) -> pd.DataFrame | 
             local = client.download_artifacts(run_id, path, tmp)
         except (MlflowException, OSError):
             return None
-        return pd.read_parquet(local)
+        try:
+            return pd.read_parquet(local)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: one line, the decision recorded
+            raise PromotionError(f"evidence table {path} of run {run_id} cannot be read ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); re-run that experiment to log it again") from None
 
 
 def _now() -> str:

@@ -79,11 +79,12 @@ class Objective:
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"trial {trial.number}: the study already has {self.n_trials} trials done or running")
         params = suggest(trial, self.specs)
-        run_id = self._start_run(trial, params)
-        checkpoint(f"trial:{trial.number}")
         entry = self.entry.model_copy(update={"params": {**self.entry.params, **params}})
         t0 = time.perf_counter()
-        try:
+        run_id = None
+        try:  # from the run's start on: a signal or an error closes the trial run
+            run_id = self._start_run(trial, params)
+            checkpoint(f"trial:{trial.number}")
             with tempfile.TemporaryDirectory(prefix="recsys-trial-") as tmp:
                 result = self.task.run_model(self.vctx, entry, Path(tmp), callback=self._callback(trial, run_id),
                                              store=False)

@@ -9,6 +9,7 @@ worker fails it, re-queues its params, and closes the dead worker's MLflow runs 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 import time
 import warnings
@@ -22,6 +23,7 @@ from optuna.trial import TrialState
 
 from recsys.config.schema import ModelEntry
 from recsys.errors import ConfigError
+from recsys.faults import interrupted
 from recsys.logging import get_logger
 from recsys.tasks.base import Task, TaskContext
 from recsys.tuning import report
@@ -40,6 +42,15 @@ from recsys.tuning.storage import (
 
 _log = get_logger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _not_interrupted(record: logging.LogRecord) -> bool:
+    """Optuna's 'Trial N failed' warning (with a traceback) is noise once a signal stopped the trial on purpose."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, KeyboardInterrupt) or (interrupted() and "failed" in record.getMessage()))
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_not_interrupted)
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
