@@ -130,7 +130,7 @@ def test_t_interval_of_two_values_by_hand():
 
 
 def test_t_interval_of_nothing_is_an_error():
-    with pytest.raises(ValueError, match="a t-interval needs at least 1 value"):
+    with pytest.raises(ValueError, match="^a t-interval needs at least 1 value$"):
         S.t_interval(np.array([]))
 
 
