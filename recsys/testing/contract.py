@@ -17,7 +17,9 @@ from recsys.testing.data import checkerboard
 class ModelContract:
     """What every model's contract shares: the checkerboard data, fitting, config round trip, strict params.
 
-    Subclasses set `task`; model tests set `model_name` (catalog name) and `params`.
+    Subclasses set `task`; model tests set `model_name` (catalog name) and `params`. `data` and `fitted` are built
+    once per test class (the checks only read the fitted model); a subclass that overrides `data` keeps
+    `scope="class"`.
     """
 
     task: ClassVar[str] = ""
@@ -28,11 +30,11 @@ class ModelContract:
     def create(self, params: dict[str, Any] | None = None):
         return create(self.model_name, self.params if params is None else params, task=self.task)
 
-    @pytest.fixture
+    @pytest.fixture(scope="class")
     def data(self):
         return checkerboard()
 
-    @pytest.fixture
+    @pytest.fixture(scope="class")
     def fitted(self, data):
         train, _ = data
         return self.create().fit(train)
@@ -106,8 +108,7 @@ class RecommenderContract(ModelContract):
         with pytest.raises(ValueError, match="k must be > 0"):
             fitted.recommend(np.array([0]), k=0)
 
-    def test_deterministic_refit(self, data):
+    def test_deterministic_refit(self, fitted, data):
         train, _ = data
-        a = self.create().fit(train).recommend(np.arange(8), k=5)[0]
-        b = self.create().fit(train).recommend(np.arange(8), k=5)[0]
-        np.testing.assert_array_equal(a, b)
+        again = self.create().fit(train)
+        np.testing.assert_array_equal(fitted.recommend(np.arange(8), k=5)[0], again.recommend(np.arange(8), k=5)[0])

@@ -26,9 +26,12 @@ def embedding_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("embeddings")
 
 
-@pytest.fixture(autouse=True)
-def _cache_dir(embedding_cache, monkeypatch):
-    monkeypatch.setenv("RECSYS_CACHE_DIR", str(embedding_cache))
+@pytest.fixture(scope="module", autouse=True)
+def _cache_dir(embedding_cache):
+    """Module-wide (set before the contract's class-scoped fit), restored after the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_CACHE_DIR", str(embedding_cache))
+        yield
 
 
 def topical_checkerboard() -> tuple[TrainData, pd.DataFrame]:
@@ -46,7 +49,7 @@ class TestContentContract(RecommenderContract):
     model_name = "content"
     params: ClassVar[dict] = {"index": "flat"}
 
-    @pytest.fixture
+    @pytest.fixture(scope="class")
     def data(self):
         return topical_checkerboard()
 
