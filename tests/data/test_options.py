@@ -114,6 +114,7 @@ def test_item_columns_naming_a_missing_column(tmp_path, capsys, monkeypatch):
     assert code == 2 and len(err) == 1 and "['nom'] named in data.tabular.item_columns" in err[0]
 
 
+@pytest.mark.slow  # a `recsys` CLI subprocess
 def test_real_cli_process_exits_2_with_one_error_line(tmp_path):
     import subprocess
     import sys

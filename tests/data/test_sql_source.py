@@ -141,6 +141,7 @@ def test_sqlite_file_gives_the_tabular_experiment(shop, capsys) -> None:
     _check_database(shop, f"sqlite:///{shop / 'shop.db'}", capsys)
 
 
+@pytest.mark.slow  # a throwaway PostgreSQL cluster
 def test_postgres_gives_the_tabular_experiment(shop, capsys, postgres_cluster) -> None:
     import psycopg2
 
@@ -165,6 +166,7 @@ def test_fingerprint_is_of_the_rows_read(shop, capsys) -> None:
     assert after.fingerprint() != before.fingerprint()
 
 
+@pytest.mark.slow  # a throwaway PostgreSQL cluster
 def test_password_never_reaches_logs_or_mlflow(shop, capsys, postgres_cluster, mlflow_uri, monkeypatch,
                                                caplog) -> None:
     """Trust auth accepts any password: the run really connects with one, which must appear nowhere."""

@@ -188,6 +188,7 @@ def ranx_evaluate(case: Case, metrics: list[str], return_mean: bool) -> dict:
     return ranx.evaluate(qrels, run, metrics, return_mean=return_mean)
 
 
+@pytest.mark.slow  # ranx's numba typed dicts compile on first use in a process (~10 s of CPU)
 @pytest.mark.filterwarnings("ignore:unsafe cast")  # numba's uint64 -> int64 note inside ranx
 def test_matches_ranx() -> None:
     case = make_case(7)
@@ -205,6 +206,7 @@ def test_matches_ranx() -> None:
         close(ap[~fits] * np.minimum(case.n_relevant[~fits], k) / case.n_relevant[~fits], ranx_ap[~fits])
 
 
+@pytest.mark.slow  # ranx's numba typed dicts compile on first use in a process (~10 s of CPU)
 @pytest.mark.filterwarnings("ignore:unsafe cast")
 def test_map_matches_ranx_when_every_list_can_be_filled() -> None:
     case = make_case(8)

@@ -24,6 +24,8 @@ from recsys.cli import main
 REPO = Path(__file__).resolve().parents[2]
 RECOMMEND, SIMILAR = "recsys-quickstart", "recsys-similar"
 CHAMPION = f"models:/{RECOMMEND}@champion"
+pytestmark = pytest.mark.slow  # end-to-end (two experiments, a champion, a server): `pytest -m "not slow"` skips it
+
 ALS = {"name": "als", "params": {"factors": 16, "iterations": 6, "num_threads": 1, "random_state": 3}}
 
 

@@ -77,6 +77,7 @@ def test_items_table_adds_candidates_and_categories_make_diversity_measurable(tm
     assert "metrics_not_computed" not in res.context.stats
 
 
+@pytest.mark.slow  # a whole experiment through MLflow
 def test_without_categories_no_run_logs_diversity(tmp_path, mlflow_uri):
     from mlflow.tracking import MlflowClient
 

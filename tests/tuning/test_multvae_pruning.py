@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from recsys.tasks import get_task
 
@@ -11,6 +12,7 @@ PARAMS = {"hidden": 32, "latent": 8, "epochs": 8, "batch_size": 64, "total_annea
           "early_stopping_patience": 0, "num_threads": 1, "random_state": 1}
 
 
+@pytest.mark.slow  # a whole Optuna study of Mult-VAE fits
 def test_multvae_tuning_prunes_trials_from_per_epoch_validation(tiny_config, tmp_path) -> None:
     from recsys.tuning import tune_model
 

@@ -23,6 +23,7 @@ def _run(tiny_config, mlflow_uri, tmp_path, default_k: int, choices: list[int]):
     return result, model_run, tuning_run
 
 
+@pytest.mark.slow  # a whole tuned experiment through MLflow
 def test_search_that_only_does_worse_refits_the_defaults(tiny_config, mlflow_uri, tmp_path):
     result, model_run, tuning_run = _run(tiny_config, mlflow_uri, tmp_path, default_k=30, choices=[1])
     m = model_run.data.metrics
@@ -38,6 +39,7 @@ def test_search_that_only_does_worse_refits_the_defaults(tiny_config, mlflow_uri
     assert result.results[0].metrics["ndcg_at_10"] == pytest.approx(plain.results[0].metrics["ndcg_at_10"], abs=0)
 
 
+@pytest.mark.slow  # a whole tuned experiment through MLflow
 def test_search_that_does_better_refits_the_best_trial_and_logs_validation_evidence(tiny_config, mlflow_uri, tmp_path):
     result, model_run, tuning_run = _run(tiny_config, mlflow_uri, tmp_path, default_k=1, choices=[30])
     m = model_run.data.metrics
