@@ -24,6 +24,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECSYS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+_MLFLOW_CONTEXT = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+_MLFLOW_CONTEXT_AT_START = {name: os.environ.get(name) for name in _MLFLOW_CONTEXT}
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_experiment():
+    """`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID to os.environ (for child processes): without this, a
+    later test's subprocess (`mlflow run --experiment-name`, `recsys run`) would inherit an earlier test's
+    experiment, and fail or log into it depending on the order. Put the variables back as the session found them."""
+    yield
+    for name, value in _MLFLOW_CONTEXT_AT_START.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
