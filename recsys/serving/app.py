@@ -38,6 +38,7 @@ _log = get_logger(__name__)
 
 ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"
 USER_PREFIX, USER_SUFFIX = "/users/", "/recommendations"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_ID_LEN = 256
 MAX_HISTORY = 1000
 
@@ -161,6 +162,9 @@ class FastPath:
         self.holder = holder
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in BODY_METHODS:
+            await self._limited(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             if path.startswith(USER_PREFIX) and path.endswith(USER_SUFFIX):
@@ -186,6 +190,51 @@ class FastPath:
         await self.app(scope, receive, send)
 
 
+    async def _limited(self, scope: dict, receive: Any, send: Any) -> None:
+        """Bodies over `max_body_bytes` get 413 before parsing: by Content-Length at once, else (chunked) as
+        soon as the received bytes pass the limit. Nothing larger is ever buffered or handed to the routes."""
+        limit = self.holder.config.max_body_bytes
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, limit)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> dict:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:  # a streamed (chunked) body passed the limit: answer now, stop the app reading
+                    refused = True
+                    await _too_large(send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if not refused:  # after the 413 the app's own answer (to the 'disconnect') is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = orjson.dumps({"detail": f"request body is larger than the limit of {limit} bytes "
+                                   f"({limit / (1 << 20):.2g} MiB); send less per request "
+                                   "(e.g. at most 1000 sessions per POST /segments)"})
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _bearer_check():
     bearer = HTTPBearer(auto_error=False, description=f"admin token from ${ADMIN_TOKEN_ENV}")
 
@@ -206,6 +255,11 @@ def _require(state: ServingState, task: str, alias: str, names: tuple[str, ...])
     if model is None:
         if not state.loaded:
             raise HTTPException(503, "models are still loading; retry when GET /ready returns 200")
+        failed = {n: e for n, e in state.errors.items() if n in names and n not in state.loaded_names}
+        if failed:
+            why = "; ".join(f"{n}@{alias}: {e}" for n, e in failed.items())
+            raise HTTPException(503, f"no loaded {alias} answers task {task!r}: the version holding alias {alias!r} "
+                                     f"failed to load ({why}); fix or re-promote it, then POST /admin/reload")
         raise HTTPException(503, f"no {alias} for task {task!r}: none of the served models {list(names)} "
                                  f"has a {task!r} version with alias {alias!r}; promote one, then POST /admin/reload")
     return model
@@ -322,8 +376,10 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         if not state.loaded:
             return JSONResponse({"detail": "models are still loading", "ready": False}, status_code=503)
         if not state.models:
-            return JSONResponse({"detail": f"no model holds alias {cfg.alias!r} among {list(cfg.models)}",
-                                 "ready": False, "errors": state.errors}, status_code=503)
+            detail = (f"the versions holding alias {cfg.alias!r} failed to load: "
+                      + "; ".join(f"{n}: {e}" for n, e in state.errors.items())) if state.errors else \
+                f"no model holds alias {cfg.alias!r} among {list(cfg.models)}"
+            return JSONResponse({"detail": detail, "ready": False, "errors": state.errors}, status_code=503)
         return JSONResponse({"ready": True, "tasks": sorted(state.by_task)})
 
     @api.get("/models", response_model=ModelsInfo, tags=["ops"], summary="the loaded models")
@@ -340,7 +396,8 @@ def create_api(holder: ServiceHolder) -> FastAPI:
         try:
             out = await asyncio.to_thread(holder.reload)
         except Exception as exc:  # noqa: BLE001 - the old state keeps serving; say why
-            return JSONResponse({"detail": f"reload failed, still serving the previous models: {exc}"}, 503)
+            return JSONResponse({"detail": f"reload failed, still serving the previous models: {public_error(exc)}"},
+                                503)
         return JSONResponse(out)
 
     return api

@@ -21,7 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = ServeConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
                              models=tuple(args.models.split(",")), alias=args.alias, max_k=args.max_k,
                              cache_k=tuple(int(k) for k in args.cache_k.split(",") if k.strip()),
-                             poll_interval=args.poll_interval)
+                             poll_interval=args.poll_interval, max_body_bytes=args.max_body_bytes)
     except (ValidationError, ValueError) as exc:
         raise ConfigError(f"invalid `recsys serve` options: {exc}") from exc
     serve(config, host=args.host, port=args.port, port_file=args.port_file)
@@ -55,8 +55,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="write the bound port to this file once listening (useful with --port 0)")
     p.add_argument("--poll-interval", type=float, default=30.0,
                    help="seconds between alias checks; 0 = only on POST /admin/reload (default 30)")
-    p.add_argument("--max-k", type=_bounded(1, 100_000), default=100,
+    p.add_argument("--max-k", type=_bounded(1, 1000), default=100,
                    help="top-K precomputed per user and item; largest k served")
     p.add_argument("--cache-k", default="10",
                    help="comma-separated k values answered from pre-serialised JSON (the model's k is always cached)")
+    p.add_argument("--max-body-bytes", type=_bounded(1024, 1 << 30), default=1 << 20,
+                   help="largest request body in bytes; larger ones get 413 before parsing (default 1 MiB)")
     p.set_defaults(func=cmd_serve)

@@ -42,6 +42,8 @@ class ServeConfig(BaseModel):
     cache_k: tuple[int, ...] = Field((10,), description="k values answered from pre-serialised JSON per user")
     poll_interval: float = Field(30.0, ge=0, description="seconds between alias checks; 0 disables polling")
     batch_size: int = Field(2048, ge=1, description="users / items scored per batch while precomputing")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body; larger ones get 413 before "
+                                                              "a byte of them is parsed")
 
     @field_validator("models")
     @classmethod
@@ -214,6 +216,10 @@ class ServingState:
     errors: dict[str, str] = field(default_factory=dict)
     loaded: bool = False
 
+    @property
+    def loaded_names(self) -> set[str]:
+        return {m.name for m in self.models}
+
     def key(self) -> tuple[tuple[str, str], ...]:
         return tuple((m.name, m.version) for m in self.models)
 
@@ -300,4 +306,17 @@ def public_error(exc: BaseException) -> str:
     """Error text for unauthenticated endpoints: credentials in URLs are masked (details go to the log)."""
     import re
 
-    return re.sub(r"://[^/@\s]+@", "://***@", f"{type(exc).__name__}: {exc}")[:500]
+    text = re.sub(r"://[^/@\s]+@", "://***@", f"{type(exc).__name__}: {exc}")
+    return hide_paths(text)[:500]
+
+
+def hide_paths(text: str) -> str:
+    """Local file-system paths (temporary model folders, the store's directory) as `<path>/<file name>`.
+
+    Public responses (/ready, /models, error bodies) never show where the service keeps its files.
+    """
+    import re
+
+    text = re.sub(r"sqlite:/{3,4}(?:[^\s'\"]*/)?([^\s'\"/]+)", r"sqlite:///<path>/\1", text)
+    text = re.sub(r"file://", "", text)
+    return re.sub(r"(?<![\w.:/-])/(?:[^\s'\"/,;()<>]+/)+([^\s'\"/,;()<>]*)", r"<path>/\1", text)
