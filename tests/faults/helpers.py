@@ -35,7 +35,8 @@ def write_config(tmp: Path, **over: Any) -> Path:
 
 
 def env(mlflow_uri: str | None = None, **extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_FAULT", "MLFLOW_RUN_ID"))}
+    leaked = ("RECSYS_FAULT", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT")  # set by other tests or an outer `mlflow run`
+    out = {k: v for k, v in os.environ.items() if not k.startswith(leaked)}
     out.update({"RECSYS_PROGRESS": "0", "PYTHONPATH": str(ROOT) + os.pathsep + out.get("PYTHONPATH", "")})
     if mlflow_uri:
         out["MLFLOW_TRACKING_URI"] = mlflow_uri
