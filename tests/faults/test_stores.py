@@ -12,6 +12,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,18 @@ def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
     bad.write_bytes(os.urandom(4096))
     proc = _run(tmp_path, f"sqlite:///{bad}", RECSYS_DEBUG="1")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_two_runs_at_once_on_a_fresh_sqlite_store(tmp_path: Path) -> None:
+    """Both create the schema of one new mlflow.db at the same moment: the file lock lets one migrate, then
+    the other finds it ready; both finish and each run is FINISHED."""
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    (tmp_path / "fresh").mkdir()
+    cfg = write_config(tmp_path, models=[{"name": "popularity"}], registry={"enabled": False})
+    procs = [subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", uri, "run", str(cfg)],
+                              cwd=tmp_path, env=env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    statuses = [r.info.status for r in runs(uri)]
+    assert len(statuses) == 4 and set(statuses) == {"FINISHED"}, statuses  # 2 parents + 2 model runs
