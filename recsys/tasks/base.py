@@ -83,6 +83,10 @@ class TaskState:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 
+    def __contains__(self, key: object) -> bool:
+        """`"target" in state`: the state has that attribute and it is set (not None), as a dict had the key."""
+        return isinstance(key, str) and getattr(self, key, None) is not None
+
 
 @dataclass
 class TaskContext:
