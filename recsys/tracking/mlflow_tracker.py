@@ -21,7 +21,6 @@ from mlflow.tracking import MlflowClient
 from recsys.config.loader import config_hash
 from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import Decision, fmt
-from recsys.evaluation.plots import plot_comparison
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 
@@ -223,8 +222,7 @@ class MlflowTracker:
             t = Path(tmp)
             table.to_csv(t / "comparison.csv")
             (t / "comparison.md").write_text(to_markdown(table) + _not_computed_note(ctx.stats))
-            plot_comparison(comparison, metric, t / "comparison.png", selected=best.entry.run_name)
-            for name in ("comparison.csv", "comparison.md", "comparison.png"):
+            for name in ("comparison.csv", "comparison.md"):  # comparison.png: log_decision (it marks the ties)
                 self.client.log_artifact(self.parent_id, str(t / name))
         tags = {"best_model": best.entry.run_name, "best_run_id": run_ids.get(best.entry.run_name, "")}
         self._batch(self.parent_id, tags=tags,

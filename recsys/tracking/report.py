@@ -59,6 +59,7 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
         from recsys.evaluation.plots import plot_comparison
 
         plot_comparison(comparison, decision.metric, t / "comparison.png", selected=decision.selected)
+        files.append(t / "comparison.png")
         plots = {"comparison (95% CI error bars, ties hatched)": t / "comparison.png"}
         for r in results:
             for path, local in r.files.items():
