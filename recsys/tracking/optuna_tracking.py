@@ -39,10 +39,14 @@ class TuningLog:
                   tags: dict | None = None) -> str:
         """A RUNNING run nested under `parent_run_id` (same experiment)."""
         parent = self.client.get_run(parent_run_id)
-        run = self.client.create_run(parent.info.experiment_id, run_name=name,
-                                     tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name})
+        # every tag in the creating call: a worker killed right after it leaves a run that reconciliation finds
+        # (it searches by role / study / worker tags), never an untagged RUNNING run
         worker = {"worker.host": self.host, "worker.pid": str(self.pid)}
-        self.tracker._batch(run.info.run_id, params=params, tags={**worker, **(tags or {})})
+        tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name, **worker,
+                **{k: str(v) for k, v in (tags or {}).items()}}
+        run = self.client.create_run(parent.info.experiment_id, run_name=name, tags=tags)
+        if params:
+            self.tracker._batch(run.info.run_id, params=params)
         return run.info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None,
@@ -137,15 +141,25 @@ class TuningLog:
             return False
         return _is_zombie(pid)
 
-    def close_dead_worker(self, tuning_run_id: str, reason: str) -> None:
-        """Close a dead worker's tuning run as FAILED with its RUNNING trial runs and its RUNNING ancestors."""
+    def close_dead_worker(self, tuning_run_id: str, reason: str, settled: dict[int, str] | None = None) -> None:
+        """Close a dead worker's tuning run as FAILED with its RUNNING trial runs and its RUNNING ancestors.
+
+        `settled` maps trial numbers to the final Optuna state (COMPLETE / PRUNED) the storage already holds: a worker
+        killed after Optuna recorded the trial but before it closed the trial's run leaves that run RUNNING; it is
+        closed with the recorded state (FINISHED), not as a failure.
+        """
         run = self.client.get_run(tuning_run_id)
         exp = run.info.experiment_id
         children = self.client.search_runs(
             [exp], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{tuning_run_id}' and attributes.status = 'RUNNING'",
             max_results=5000)
         for child in children:
-            self.end(child.info.run_id, "FAILED", tags={"state": "FAIL", "failure": reason})
+            number = child.data.tags.get("optuna.trial_number", "")
+            state = (settled or {}).get(int(number)) if number.lstrip("-").isdigit() else None
+            if state in ("COMPLETE", "PRUNED"):
+                self.end_trial(child.info.run_id, state, tags={"closed_by": f"reconciliation ({reason})"})
+            else:
+                self.end(child.info.run_id, "FAILED", tags={"state": "FAIL", "failure": reason})
         run_id: str | None = tuning_run_id
         while run_id:
             r = self.client.get_run(run_id)

@@ -114,6 +114,7 @@ class Objective:
 
     def on_trial_end(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Study callback: close the trial's run with the state the storage recorded."""
+        checkpoint(f"recorded:{trial.number}")  # fault hook: Optuna holds the final state, the run is still open
         run_id = trial.user_attrs.get("mlflow_run_id")
         if trial.state == TrialState.COMPLETE:
             self.completed_here.append(trial.number)

@@ -109,7 +109,7 @@ def tune_model(task: Task, ctx: TaskContext, entry: ModelEntry, tracker: Any = N
         run = trial.user_attrs.get("mlflow_tuning_run_id")
         _log.warning("trial %d of %s: worker heartbeat stale, failing and re-queueing it", trial.number, name)
         if log is not None and run:
-            log.close_dead_worker(run, f"heartbeat of trial {trial.number} went stale (worker died)")
+            log.close_dead_worker(run, f"heartbeat of trial {trial.number} went stale (worker died)", _settled(study))
 
     rdb = open_storage(url, heartbeat, on_stale)
     study = optuna.create_study(storage=rdb, study_name=name, directions=dirs, load_if_exists=True,
@@ -209,16 +209,21 @@ def reconcile(study: optuna.Study, log: Any) -> None:
     if log is None:
         return
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    settled = _settled(study)
     from recsys.tracking.optuna_tracking import MLFLOW_PARENT_RUN_ID
 
     for run in log.running_runs(study.study_name, "trial"):
         number = int(run.data.tags.get("optuna.trial_number", "-1"))
         state = states.get(number)
         parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
-        if state == TrialState.FAIL or log.is_dead_local(run):
+        if state in DONE:
+            # Optuna recorded the trial, the worker died before its study callback closed the run: close it as
+            # recorded, whoever's worker it was (the state is final, so closing it cannot race a live worker)
+            log.end_trial(run.info.run_id, state.name, tags={"closed_by": "reconciliation (worker did not close it)"})
+        elif state == TrialState.FAIL or log.is_dead_local(run):
             # FAIL + RUNNING run: the worker never got to close it (it closes before Optuna records FAIL)
             log.close_dead_worker(parent, f"trial {number} is {state.name if state else 'missing'} in Optuna "
-                                          "but its worker did not close the run")
+                                          "but its worker did not close the run", settled)
             if log.client.get_run(run.info.run_id).info.status == "RUNNING":
                 log.end_trial(run.info.run_id, "FAIL", tags={"failure": "worker died"})
     for run in log.running_runs(study.study_name, "tuning"):
@@ -250,6 +255,11 @@ def _tuning_log(tracker: Any):
     from recsys.tracking.optuna_tracking import TuningLog
 
     return TuningLog(tracker)
+
+
+def _settled(study: optuna.Study) -> dict[int, str]:
+    """Trial number -> final state name, for the trials Optuna already recorded as COMPLETE or PRUNED."""
+    return {t.number: t.state.name for t in study.get_trials(deepcopy=False, states=tuple(DONE))}
 
 
 def _fail_stale(study: optuna.Study) -> None:

@@ -110,6 +110,36 @@ def test_sigterm_during_tune(tmp_path: Path, stage: str) -> None:
     assert optuna.trial.TrialState.RUNNING not in [t.state for t in _trials(storage)]
 
 
+def test_sigkill_after_optuna_recorded_the_trial_closes_its_run_as_recorded(tmp_path: Path) -> None:
+    """Killed in the window between Optuna recording trial 0 COMPLETE and the worker closing its MLflow run: the rerun
+    closes that run FINISHED with state COMPLETE (its trial counts), not FAILED, and the study finishes."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cfg = write_config(tmp_path)
+    args = ["tune", str(cfg), "--model", "als", "--storage", storage, "--no-log-model"]
+    proc = recsys(args, tmp_path, env(uri, RECSYS_FAULT_AT="recorded:0", RECSYS_FAULT_SIGNAL="KILL"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    trial_run = [r for r in runs(uri) if r.data.tags.get("role") == "trial"]
+    assert [(r.data.tags["optuna.trial_number"], r.info.status) for r in trial_run] == [("0", "RUNNING")]
+    assert [t.state for t in _trials(storage)] == [optuna.trial.TrialState.COMPLETE]  # the precondition: the window
+
+    again = recsys(args, tmp_path, env(uri))
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = {t.number: t for t in _trials(storage)}
+    closed = {int(r.data.tags["optuna.trial_number"]): r for r in runs(uri) if r.data.tags.get("role") == "trial"}
+    assert sorted(closed) == sorted(trials)
+    first = closed[0]
+    assert (first.info.status, first.data.tags["state"]) == ("FINISHED", "COMPLETE")
+    assert first.info.end_time
+    assert first.data.metrics["val_ndcg_at_10"] == pytest.approx(trials[0].value)  # its value was already logged
+    for number, run in closed.items():
+        assert run.data.tags["state"] == trials[number].state.name
+        assert run.info.status == ("FAILED" if trials[number].state == optuna.trial.TrialState.FAIL else "FINISHED")
+    statuses = [r.info.status for r in sorted(runs(uri), key=lambda r: r.info.start_time)
+                if r.data.tags.get("role") == "tuning"]
+    assert statuses == ["FAILED", "FINISHED"]  # the killed worker's tuning run closed as FAILED by the rerun
+
+
 @pytest.mark.parametrize("stage", ["model:popularity", "register"])
 def test_sigterm_to_mlflow_run_reaches_the_child(tmp_path: Path, stage: str) -> None:
     """`mlflow run` is killed; its child gets SIGTERM too (exec + PR_SET_PDEATHSIG) and registers nothing."""
