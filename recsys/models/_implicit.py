@@ -38,9 +38,13 @@ class ImplicitRecommender(Recommender):
                 it, {"elapsed": elapsed, "loss": extra[0] if extra else None, **self._progress_info(est)})
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(self.seen_, **kwargs)
+            est.fit(self._train_matrix(), **kwargs)
         self.estimator_ = est
         self._after_fit(est)
+
+    def _train_matrix(self):
+        """The user x item matrix the estimator is fitted on (default: the summed interaction weights)."""
+        return self.seen_
 
     def _supports_callback(self) -> bool:
         return False

@@ -15,7 +15,11 @@ from recsys.models.catalog import register
 
 @register
 class ItemKNN(ImplicitRecommender):
-    """score(u, i) = sum over items j the user has of weight(u, j) * sim(j, i), sim kept for top-K neighbours."""
+    """score(u, i) = sum over items j the user has of weight(u, j) * sim(j, i), sim kept for top-K neighbours.
+
+    `binary: true` uses 1 per (user, item) with any interaction, both for the similarities and for the user's row,
+    instead of the summed interaction weights (LensKit's `feedback="implicit"` item-KNN is defined that way).
+    """
 
     name = "item_knn"
     tasks = ("recommend", "similar")
@@ -27,6 +31,8 @@ class ItemKNN(ImplicitRecommender):
         similarity: Literal["cosine", "bm25", "tfidf"] = Field("cosine", description="item-item similarity")
         bm25_k1: float = Field(1.2, gt=0, description="BM25 k1 (similarity=bm25)")
         bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 b (similarity=bm25)")
+        binary: bool = Field(False, description="1 per (user, item) with any interaction instead of the summed "
+                                                "interaction weights (similarities and scoring)")
         num_threads: int = Field(0, ge=0, description="0 = all cores")
 
     similarity_: sp.csr_matrix
@@ -41,6 +47,9 @@ class ItemKNN(ImplicitRecommender):
             return BM25Recommender(K=c.k_neighbors, K1=c.bm25_k1, B=c.bm25_b, num_threads=c.num_threads)
         return TFIDFRecommender(K=c.k_neighbors, num_threads=c.num_threads)
 
+    def _train_matrix(self):
+        return _binary(self.seen_) if self.config.binary else self.seen_
+
     def _after_fit(self, est) -> None:
         # implicit stores similarity[i, j] for j among the top-K neighbours of i; score = user_row @ sim
         self.similarity_ = est.similarity.tocsr().astype(np.float64)
@@ -52,6 +61,9 @@ class ItemKNN(ImplicitRecommender):
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.score_history(self.seen_[user_idx])
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return super().score_history(_binary(history) if self.config.binary else history)
 
     def similar(self, item_idx: np.ndarray, k: int):
         self._check_fitted("similarity_")
@@ -67,3 +79,11 @@ class ItemKNN(ImplicitRecommender):
     def _set_state(self, state) -> None:
         self.similarity_ = sp.csr_matrix(
             (state["sim_data"], state["sim_indices"], state["sim_indptr"]), shape=tuple(state["sim_shape"]))
+
+
+def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """1.0 where a (user, item) has a positive weight; explicit zeros dropped."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data = (out.data > 0).astype(np.float32)
+    out.eliminate_zeros()
+    return out
