@@ -7,9 +7,12 @@ both sides' top-10 lists are scored by our evaluator and by ranx (they must agre
 
     python benchmarks/peers.py                       # all datasets and pairs; writes benchmarks/results/peers.json
     python benchmarks/peers.py --datasets ml-100k --pairs ease,als
+    python benchmarks/peers.py --pairs sasrec --merge  # re-run some rows, keep the others already in the file
 
-Peer environments (paths overridable): RECSYS_PEER_RECTOOLS=/work/peervenv-rectools/bin/python (numpy<2),
-RECSYS_PEER_LENSKIT=/work/peervenv-lenskit/bin/python; both `pip install torch==2.13.0 <lib> pandas pyarrow`.
+Peer environments (paths overridable): RECSYS_PEER_RECTOOLS=/work/peervenv-rectools/bin/python
+(`pip install torch==2.13.0 "numpy<2" "rectools[torch]" "pyarrow<19" ranx`: pyarrow 19+ needs numpy 2, and SASRec
+needs the torch extra's pytorch-lightning), RECSYS_PEER_LENSKIT=/work/peervenv-lenskit/bin/python
+(`pip install torch==2.13.0 lenskit pyarrow ranx`).
 """
 
 from __future__ import annotations
@@ -163,15 +166,19 @@ def main() -> None:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--out", default=str(HERE / "results" / "peers.json"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of --out that this run does not measure (same dataset, pair and peer)")
     args = ap.parse_args()
     os.environ.setdefault("RECSYS_DATA_HOME", os.environ.get("RECSYS_SHARED_DATA", str(ROOT.parent / "shared/data")))
     os.environ.setdefault("RECSYS_PROGRESS", "0")
     peers = set(args.peers.split(","))
-    results = []
+    results: list[dict] = []
+    kept = json.loads(Path(args.out).read_text())["results"] if args.merge and Path(args.out).exists() else []
     with tempfile.TemporaryDirectory(prefix="recsys-peers-") as tmp:
         for ds in args.datasets.split(","):
             data, target, known, d = export_split(ds, Path(tmp))
-            print(f"== {ds}: {data.n_users} users, {data.n_items} items, {int(known.sum())} evaluated users", flush=True)
+            print(f"== {ds}: {data.n_users} users, {data.n_items} items, {int(known.sum())} evaluated users",
+                  flush=True)
             for pair in args.pairs.split(","):
                 ours_runs: dict[str, tuple[dict, dict]] = {}  # our params (json) -> (run, scores)
                 for lib in [p for p in PAIRS[pair][3] if p in peers]:
@@ -203,14 +210,25 @@ def main() -> None:
                            "fit_time_ratio": ours["fit_seconds"] / max(peer["fit_seconds"], 1e-9),
                            "ndcg_verdict": verdict}
                     results.append(row)
-                    save(args.out, results)
+                    save(args.out, merged(kept, results))
                     print(f"   {pair:10s} {lib:9s} ndcg@10 ours {o['mean']:.4f} [{o['ci95'][0]:.4f},{o['ci95'][1]:.4f}]"
                           f" peer {p['mean']:.4f} [{p['ci95'][0]:.4f},{p['ci95'][1]:.4f}] ratio {row['ndcg_ratio']:.3f}"
                           f"  recall ours {ours_scores['recall_at_10']['mean']:.4f} peer "
                           f"{peer_scores['recall_at_10']['mean']:.4f}  fit s ours {ours['fit_seconds']:.1f} peer "
                           f"{peer['fit_seconds']:.1f}  {verdict}", flush=True)
-    save(args.out, results)
+    save(args.out, merged(kept, results))
     print(f"saved {args.out}")
+
+
+def merged(kept: list[dict], new: list[dict]) -> list[dict]:
+    """`kept` rows not measured again, then the new ones, in dataset / pair / peer order of DATASETS and PAIRS."""
+    def key(r: dict) -> tuple:
+        return r["dataset"], r["pair"], r["peer"]
+
+    fresh = {key(r) for r in new}
+    rows = [r for r in kept if key(r) not in fresh] + new
+    order = {d: i for i, d in enumerate(DATASETS)}, {p: i for i, p in enumerate(PAIRS)}
+    return sorted(rows, key=lambda r: (order[0].get(r["dataset"], 99), order[1].get(r["pair"], 99), r["peer"]))
 
 
 def save(out: str, results: list[dict]) -> None:
