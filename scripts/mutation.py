@@ -34,6 +34,7 @@ BUILD = REPO / "build" / "mutation"
 DOC = REPO / "docs" / "testing.md"
 EQUIVALENT = REPO / "scripts" / "mutation_equivalent.toml"
 THRESHOLD = 0.85
+PER_TEST_TIMEOUT = 60  # seconds of wall time one test may take under a mutant (the slowest fast test takes ~3 s)
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 
 
@@ -85,7 +86,8 @@ TARGETS = [
     Target("validation", "data validation and timestamp conversion, implicit weights, minimum counts",
            ["recsys/data/validation.py", "recsys/data/timestamps.py"],
            ["tests/data/test_validation.py", "tests/data/test_timestamps.py", "tests/data/test_options.py",
-            "tests/data/test_validation_oracles.py", "tests/data/test_timestamps_edges.py"],
+            "tests/data/test_validation_oracles.py", "tests/data/test_timestamps_edges.py",
+            "tests/data/test_validation_messages.py"],
            deselect=["tests/data/test_options.py::test_real_cli_process_exits_2_with_one_error_line"]),
     Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first-champion checks",
            ["recsys/evaluation/promotion.py"],
@@ -130,10 +132,23 @@ def _pyproject(target: Target) -> str:
         f"only_mutate = {arr(target.files)}",
         f"pytest_add_cli_args_test_selection = {arr(target.tests)}",
         # the fast tests only: a slow end-to-end test would run once per mutant of every function it touches
+        # --timeout: a mutant that turns a loop infinite fails its test after PER_TEST_TIMEOUT s (pytest exit 1:
+        # killed, the test did fail), never waiting for mutmut's own timeout
         "pytest_add_cli_args = " + arr(["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x", "-m", "not slow",
+                                        f"--timeout={PER_TEST_TIMEOUT}",
                                         *[f"--deselect={t}" for t in target.deselect]]),
         "use_git_change_detection = false",
-        "timeout_multiplier = 5.0",
+        # mutmut's own limit, (estimated time of the mutant's tests + constant) x multiplier of wall time, is only
+        # a backstop: with the tight default a mutant whose tests were merely slowed down (2 cores shared, the run
+        # at nice 10) was stopped and counted as a "timeout" = killed, whatever its tests would have said
+        "timeout_multiplier = 10.0",
+        f"timeout_constant = {PER_TEST_TIMEOUT}.0",
+        # mutants run in children of a fork server that never ran a test: forked straight from mutmut's main
+        # process (which ran every test once to map tests to functions), a child hangs in its first OpenMP
+        # parallel region (GNU libgomp's thread pool does not survive fork(); FAISS' top-K selection is one), so
+        # the mutant ended as a "timeout" whatever the tests would have said
+        'process_isolation = "forkserver"',
+        'forkserver_warmup = "collect"',
         "",
     ])
 

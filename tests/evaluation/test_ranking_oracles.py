@@ -185,3 +185,28 @@ def test_popularity_lists_without_dense_scores_match_a_per_user_sort(seed) -> No
         # a history given at serving time is excluded the same way
         hist_idx, _ = model.recommend_history(data.matrix[:7], k)
         np.testing.assert_array_equal(hist_idx, idx[:7])
+
+
+def test_popularity_refit_on_other_data_ranks_by_the_new_counts() -> None:
+    """The shared order is cached per fitted `scores_`: a model refitted on data with another popularity (and
+    one whose state is loaded) ranks by the new counts, never by the order cached from the first fit."""
+
+    def train_of(counts: dict[str, int]) -> pd.DataFrame:
+        rows = [(f"u{u:02d}", item, 0, 1.0) for item, c in counts.items() for u in range(c)]
+        return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "weight"]).assign(event="view")
+
+    first = {"i0": 9, "i1": 7, "i2": 5, "i3": 3, "i4": 1}
+    second = {"i0": 1, "i1": 3, "i2": 5, "i3": 7, "i4": 9}  # the same catalogue, the reverse popularity
+    model = create("popularity")
+    for counts in (first, second):
+        data = TrainData.build(train_of(counts))
+        model.fit(data)
+        idx, scores = model.recommend(np.arange(data.n_users), 3, exclude_seen=False)
+        want = sorted(counts, key=lambda i: (-counts[i], i))[:3]  # by hand: most users first, ties by id
+        for row in range(data.n_users):
+            assert data.items.id(idx[row]).tolist() == want
+            assert scores[row].tolist() == [float(counts[i]) for i in want]
+    # a loaded state replaces `scores_` the same way
+    model._set_state({"scores": np.array([0.0, 2.0, 1.0, 4.0, 3.0])})
+    idx, _ = model.recommend(np.arange(2), 5, exclude_seen=False)
+    assert idx.tolist() == [[3, 4, 1, 2, 0]] * 2

@@ -18,6 +18,15 @@ KITCHEN = ["kettle", "teapot", "skillet", "blender", "toaster", "whisk", "saucep
 GARDEN = ["shovel", "rake", "hose", "planter", "seeds", "wheelbarrow", "trowel", "sprinkler"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _embedding_cache(tmp_path_factory):
+    """The content component's embeddings go to a temporary cache, never to ~/.cache/recsys: module-wide (set
+    before the contract's class-scoped fit), restored after the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_CACHE_DIR", str(tmp_path_factory.mktemp("embeddings")))
+        yield
+
+
 class TestHybrid(RecommenderContract):
     model_name = "hybrid"
     params = HYBRID
