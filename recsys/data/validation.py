@@ -191,7 +191,7 @@ def ids_within_int64(ids: pd.Series, where: str, column: str) -> pd.Series:
     """Integer ids beyond int64 (read as uint64, or as Python ints) become strings, with a warning: an id is a
     label, and int64 is what the vocabularies, Parquet artifacts and the registry's signatures hold."""
     too_big = False
-    if ids.dtype == np.uint64:
+    if pd.api.types.is_unsigned_integer_dtype(ids.dtype):  # numpy uint64, nullable UInt64, Arrow uint64
         too_big = len(ids) > 0 and int(ids.max()) > INT64_MAX
     elif ids.dtype == object and len(ids):
         sample = ids.iloc[0]

@@ -28,7 +28,7 @@ def warnings_of(caplog) -> list[str]:
 
 
 @pytest.mark.parametrize("values", [[2**63], [7, 2**63 + 5], [2**64 - 1, 3, 3]])
-@pytest.mark.parametrize("dtype", [np.uint64, object])
+@pytest.mark.parametrize("dtype", [np.uint64, "UInt64", "uint64[pyarrow]", object])
 def test_ids_beyond_int64_become_their_exact_decimal_text_with_one_warning(caplog, values, dtype):
     ids = pd.Series(values, dtype=dtype)
     with caplog.at_level(logging.WARNING, logger="recsys"):
@@ -37,11 +37,12 @@ def test_ids_beyond_int64_become_their_exact_decimal_text_with_one_warning(caplo
     assert warnings_of(caplog) == [BIG_WARNING]
 
 
-@pytest.mark.parametrize("values", [[], [INT64_MAX], [0, INT64_MAX, 5], [-INT64_MAX, 1]])
-@pytest.mark.parametrize("dtype", [np.uint64, object])
+@pytest.mark.parametrize("values, dtype", [
+    *[(v, d) for v in ([], [INT64_MAX], [0, INT64_MAX, 5]) for d in (np.uint64, "UInt64", "uint64[pyarrow]")],
+    *[(v, object) for v in ([], [INT64_MAX], [0, INT64_MAX, 5], [-INT64_MAX, 1])],
+    ([3, INT64_MAX], "int64[pyarrow]"),  # Arrow hands out Python ints too
+])
 def test_ids_that_fit_int64_are_returned_untouched_without_a_warning(caplog, values, dtype):
-    if dtype is np.uint64 and any(v < 0 for v in values):
-        pytest.skip("no negative uint64")
     ids = pd.Series(values, dtype=dtype)
     with caplog.at_level(logging.WARNING, logger="recsys"):
         out = ids_within_int64(ids, "f.csv", "user_id")

@@ -5,6 +5,7 @@ In-process `recsys.cli.main` on a temporary SQLite store; the store is read back
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,25 @@ BASE = {
     "models": [{"name": "popularity"}],
     "registry": {"model_name": "preflight-model"},
 }
+
+
+@pytest.fixture(scope="module")
+def _migrated_store(tmp_path_factory) -> Path:
+    """An empty tracking + registry store, migrated once per module: MLflow's schema migration takes seconds
+    (most of each test here), while what is tested is that nothing gets into the store."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    client = MlflowClient(uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(_migrated_store, mlflow_uri) -> str:
+    """conftest's fresh store under tmp_path, started as a copy of the migrated empty one."""
+    shutil.copyfile(_migrated_store, mlflow_uri.removeprefix("sqlite:///"))
+    return mlflow_uri
 
 
 def _write(tmp: Path, **over) -> Path:

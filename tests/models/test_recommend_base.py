@@ -1,0 +1,62 @@
+"""`Recommender.recommend` (the path of every scoring model: EASE, item-KNN, ALS, ...) against a plain-Python
+ranking of the model's own dense scores: each user's training items (read from the interaction table, not from
+the model) removed by default, kept with `exclude_seen=False`, ties by the lower item index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.tables import TrainData
+from recsys.models.catalog import create
+
+
+def _train() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = [(f"u{u:02d}", f"i{j:02d}", 0, 1.0) for u in range(30)
+            for j in rng.choice(12, size=int(rng.integers(2, 7)), replace=False, p=np.linspace(2, 1, 12) / 18)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "weight"]).assign(event="view")
+
+
+def _by_hand(scores: np.ndarray, banned: list[set[int]], k: int) -> list[list[int]]:
+    return [[j for _, j in sorted((-v, j) for j, v in enumerate(row) if j not in ban)[:k]]
+            for row, ban in zip(scores.tolist(), banned)]
+
+
+@pytest.mark.parametrize("name", ["ease", "item_knn", "als"])
+def test_recommend_ranks_the_scores_without_the_users_training_items(name):
+    train = _train()
+    data = TrainData.build(train)
+    model = create(name).fit(data)
+    users = np.arange(data.n_users)
+    scores = model.score(users)
+    seen: list[set[int]] = [set() for _ in users]
+    for u, i in zip(data.users.index(train["user_id"].tolist()), data.items.index(train["item_id"].tolist())):
+        seen[u].add(int(i))
+    for k in (1, 4):
+        idx, val = model.recommend(users, k)  # exclude_seen defaults to True
+        assert idx.tolist() == _by_hand(scores, seen, k), k
+        np.testing.assert_array_equal(val, np.take_along_axis(scores, idx, axis=1))
+        kept, _ = model.recommend(users, k, exclude_seen=False)
+        assert kept.tolist() == _by_hand(scores, [set() for _ in users], k), k
+        # the data make the difference visible: without exclusion some user gets a training item back
+        assert any(j in s for row, s in zip(kept.tolist(), seen) for j in row)
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_recommend_refuses_a_k_below_one_naming_it(k):
+    model = create("ease").fit(TrainData.build(_train()))
+    with pytest.raises(ValueError) as err:
+        model.recommend(np.arange(3), k)
+    assert str(err.value) == f"k must be > 0, but got k={k}"
+
+
+def test_score_refuses_user_indices_outside_the_model_naming_the_range():
+    data = TrainData.build(_train())
+    model = create("ease").fit(data)
+    for bad in ([0, data.n_users], [-1, 2]):
+        with pytest.raises(IndexError) as err:
+            model.score(np.array(bad))
+        assert str(err.value) == f"user indices must be in [0, {data.n_users}), got {min(bad)}..{max(bad)}"
+    assert model.score(np.array([], dtype=np.int64)).shape == (0, data.n_items)
