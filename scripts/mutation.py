@@ -35,7 +35,7 @@ DOC = REPO / "docs" / "testing.md"
 EQUIVALENT = REPO / "scripts" / "mutation_equivalent.toml"
 THRESHOLD = 0.85
 HARNESS = 2  # results of runs before 2 (mutants forked from mutmut's main process, tight timeouts): timeouts re-run
-PER_TEST_TIMEOUT = 90  # wall seconds one test may take under a mutant: the slowest fast test takes ~3 s alone, 30+ s on 2 shared cores
+PER_TEST_TIMEOUT = 90  # wall seconds a test may take under a mutant (~3 s alone at most, 30+ s on 2 busy cores)
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 
 
