@@ -152,7 +152,7 @@ def _command_plugins() -> list[Callable]:
     import importlib
 
     plugins = []
-    for mod in ("recsys.tune_cli", "recsys.tracking.registry_cli", "recsys.serving.cli", "recsys.serving.batch"):
+    for mod in ("recsys.tune_cli", "recsys.tracking.registry_cli", "recsys.serving.cli"):
         try:
             plugins.append(importlib.import_module(mod).add_commands)
         except ModuleNotFoundError as exc:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
-from threadpoolctl import threadpool_limits
 
 from recsys.data.sessions import PreprocessConfig, SessionPreprocessor
 from recsys.errors import ConfigError, DataError
@@ -20,6 +17,9 @@ from recsys.models.base import Model, ModelConfig, ProgressCallback
 from recsys.models.catalog import register
 from recsys.random import derive_seed
 from recsys.random import rng as make_rng
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans
 
 _log = get_logger(__name__)
 
@@ -109,6 +109,8 @@ class KMeansSegmenter(Segmenter):
         if selector is None:
             raise ConfigError("kmeans.fit needs a K selector to score and choose K: pass "
                               "selector=recsys.evaluation.segment.K_SELECTION (the segment task does)")
+        from threadpoolctl import threadpool_limits
+
         with threadpool_limits(limits=c.num_threads or None):
             self._fit_range(X, callback, selector)
         return self
@@ -137,11 +139,15 @@ class KMeansSegmenter(Segmenter):
         _log.info("kmeans: chose K=%d by %s (%s)", self.k_, c.selection, self.selection_.get("nominees"))
 
     def _kmeans(self, k: int, seed: int, n_init: int | None = None) -> KMeans:
+        from sklearn.cluster import KMeans  # imported on use: the catalog imports this module to validate configs
+
         return KMeans(n_clusters=k, n_init=n_init or self.config.n_init, max_iter=self.config.max_iter,
                       random_state=seed)
 
     def _stability(self, X: np.ndarray, labels: np.ndarray, k: int) -> float:
         """Mean ARI between the full-data labels and those of KMeans refitted on bootstrap samples."""
+        from sklearn.metrics import adjusted_rand_score
+
         c = self.config
         if c.stability_bootstraps == 0:
             return float("nan")

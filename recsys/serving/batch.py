@@ -11,7 +11,6 @@ The run is logged to MLflow (tag role=batch, model name/version, counts, seconds
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.errors import DataError, RecsysError
+from recsys.errors import DataError
 from recsys.logging import get_logger, progress_enabled
 
 _log = get_logger(__name__)
@@ -215,40 +214,3 @@ def score_to(predictor: Any, user_ids: np.ndarray, k: int, sink: Sink, batch_siz
         raise
     return BatchResult(users=len(user_ids), rows=rows, users_cold_start=cold, seconds=time.perf_counter() - t0,
                        output=sink.target)
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from recsys.serving.predictor import RecommendPredictor, load_predictor
-    from recsys.tracking import resolve_tracking_uri
-    from recsys.tracking.model_store import batch_run, fetch_model
-
-    tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    sink = make_sink(args.output, args.table)  # bad output is an error before any download
-    with fetch_model(tracking_uri, args.model) as (ref, folder):
-        predictor = load_predictor(folder)
-        if not isinstance(predictor, RecommendPredictor):
-            raise RecsysError(f"{args.model} answers task {predictor.task!r}; batch scoring needs a recommend model")
-        users = read_users(args.users, predictor.model.users_.ids)
-        with batch_run(tracking_uri, args.experiment, ref, {"k": args.k, "users": args.users,
-                                                            "batch_size": args.batch_size,
-                                                            "output": sink.target}) as log:
-            result = score_to(predictor, users, args.k, sink, args.batch_size)
-            log({"users": result.users, "rows": result.rows, "users_cold_start": result.users_cold_start,
-                 "seconds": result.seconds})
-    print(f"{result.rows} rows for {result.users} users ({result.users_cold_start} cold start) from "
-          f"{ref.name} v{ref.version} -> {result.output} in {result.seconds:.1f}s")
-    return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("score", help="batch top-k for many users to Parquet or a database table (atomic swap)")
-    p.add_argument("--model", required=True, help="models:/<name>@<alias> or models:/<name>/<version>")
-    p.add_argument("--users", default="all", help="`all` (every user the model knows) or a CSV/Parquet/text file "
-                                                  "of user ids")
-    p.add_argument("--k", type=int, default=50, help="items per user (default 50)")
-    p.add_argument("--output", required=True, help="a .parquet path, or a SQLAlchemy URL (with --table)")
-    p.add_argument("--table", default=None, help="table name when --output is a database URL")
-    p.add_argument("--batch-size", type=int, default=2000, help="users scored per chunk (default 2000)")
-    p.add_argument("--experiment", default="batch-scoring", help="MLflow experiment of the run (default "
-                                                                 "batch-scoring; under `mlflow run`: its run)")
-    p.set_defaults(func=cmd_score)

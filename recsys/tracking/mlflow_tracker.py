@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -15,7 +17,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from recsys.config.loader import config_hash
@@ -35,7 +37,9 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    """The checkout's commit (one `git` subprocess per process, however many runs are logged)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parents[2])
@@ -120,19 +124,23 @@ class MlflowTracker:
         self._log_tables(self.parent_id, ctx.parent_artifacts)
         self._datasets = []
         for name, frame, context in ctx.inputs:
-            try:
+            try:  # schema, profile and digest computed once per experiment, not once per run
                 ds = from_pandas(frame.reset_index(drop=True), name=name)
-                self._datasets.append((ds, context))
+                self._datasets.append(DatasetInput(ds._to_mlflow_entity(),
+                                                   tags=[InputTag("mlflow.data.context", context)]))
             except Exception as exc:  # dataset metadata is nice to have, never fatal
                 _log.warning("could not build MLflow dataset %s: %s", name, exc)
-        self._log_inputs()
+        self._log_inputs(self.parent_id)
 
-    def _log_inputs(self) -> None:
-        for ds, context in self._datasets:
-            try:
-                mlflow.log_input(ds, context=context)
-            except mlflow.exceptions.MlflowException as exc:  # e.g. two workers registering one dataset at once
-                _log.warning("could not log dataset %s as an input: %s", ds.name, exc)
+    def _log_inputs(self, run_id: str | None) -> None:
+        """Every dataset of the experiment as an input of `run_id`, in one round trip."""
+        if run_id is None or not self._datasets:
+            return
+        try:
+            self.client.log_inputs(run_id, datasets=self._datasets)
+        except mlflow.exceptions.MlflowException as exc:  # e.g. two workers registering one dataset at once
+            _log.warning("could not log the datasets %s as inputs: %s",
+                         ", ".join(d.dataset.name for d in self._datasets), exc)
 
     # children ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -146,7 +154,7 @@ class MlflowTracker:
             tags["git_commit"] = commit
         try:
             self._batch(run_id, tags=tags, params=ctx.params)
-            self._log_inputs()
+            self._log_inputs(run_id)
             yield run_id
         except BaseException as exc:
             mlflow.end_run(end_status(exc))
@@ -158,17 +166,20 @@ class MlflowTracker:
             return
         metrics = {k: v for k, v in result.metrics.items() if v is not None}
         metrics.update(result.seconds)
-        self._batch(run_id, metrics=metrics, params=result.params, tags=result.tags)
-        self._log_tables(run_id, result.tables)
-        for path, local in result.files.items():
-            self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+        tags = dict(result.tags)
+        model_id = None
+        if self.log_models and result.model_dir is not None:
+            # the model first: its metrics are then logged once, linked to it (logged after the metrics, MLflow
+            # would read every metric's history back and log it again to link it: two round trips per metric)
+            info = self.log_pyfunc(result)
+            tags["model_uri"] = info.model_uri
+            result.extra["model_uri"] = info.model_uri
+            model_id = getattr(info, "model_id", None)
+        self._batch(run_id, metrics=metrics, params=result.params, tags=tags, model_id=model_id)
+        self._log_files(run_id, result.tables, result.files)
         for child in result.children:
             self.log_child_run(run_id, child.name, params=child.params, metrics=child.metrics, tags=child.tags,
                                files=child.files, tables=child.tables)
-        if self.log_models and result.model_dir is not None:
-            info = self.log_pyfunc(result)
-            self.client.set_tag(run_id, "model_uri", info.model_uri)
-            result.extra["model_uri"] = info.model_uri
 
     def log_child_run(self, parent_run_id: str, name: str, params: dict | None = None, metrics: dict | None = None,
                       tags: dict | None = None, files: dict[str, Path] | None = None,
@@ -182,9 +193,7 @@ class MlflowTracker:
         run_id = run.info.run_id
         try:
             self._batch(run_id, metrics=metrics, params=params, tags=tags)
-            self._log_tables(run_id, tables or {})
-            for path, local in (files or {}).items():
-                self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+            self._log_files(run_id, tables or {}, files or {})
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
@@ -218,12 +227,12 @@ class MlflowTracker:
         metric = ctx.cfg.selection_metric
         table = comparison.copy()
         table.insert(0, "run_id", [run_ids.get(m, "") for m in table.index])
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:  # comparison.png: log_decision (it marks the ties)
             t = Path(tmp)
             table.to_csv(t / "comparison.csv")
             (t / "comparison.md").write_text(to_markdown(table) + _not_computed_note(ctx.stats))
-            for name in ("comparison.csv", "comparison.md"):  # comparison.png: log_decision (it marks the ties)
-                self.client.log_artifact(self.parent_id, str(t / name))
+            if self.parent_id is not None:
+                self.client.log_artifacts(self.parent_id, tmp)
         tags = {"best_model": best.entry.run_name, "best_run_id": run_ids.get(best.entry.run_name, "")}
         self._batch(self.parent_id, tags=tags,
                     metrics={f"best_{metric}": best.metrics[metric]} if metric in best.metrics else {})
@@ -250,12 +259,13 @@ class MlflowTracker:
 
     # helpers ----------------------------------------------------------------------------------------------
     def _batch(self, run_id: str | None, metrics: dict | None = None, params: dict | None = None,
-               tags: dict | None = None) -> None:
-        """One round trip for many values (MLflow caps a batch at 1000 metrics / 100 params / 100 tags)."""
+               tags: dict | None = None, model_id: str | None = None) -> None:
+        """One round trip for many values (MLflow caps a batch at 1000 metrics / 100 params / 100 tags);
+        `model_id` links the metrics to a logged model of the run as well."""
         if run_id is None:
             return
         now = int(time.time() * 1000)
-        m = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        m = [Metric(k, float(v), now, 0, model_id=model_id) for k, v in (metrics or {}).items()]
         p = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
         t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         chunks = max(-(-len(m) // 1000), -(-len(p) // 100), -(-len(t) // 100), 1)
@@ -264,13 +274,25 @@ class MlflowTracker:
                                   tags=t[c * 100:(c + 1) * 100])
 
     def _log_tables(self, run_id: str | None, tables: dict[str, pd.DataFrame]) -> None:
-        if run_id is None or not tables:
+        self._log_files(run_id, tables, {})
+
+    def _log_files(self, run_id: str | None, tables: dict[str, pd.DataFrame], files: dict[str, Path]) -> None:
+        """Tables (as Parquet) and files under their artifact paths, staged in one folder and uploaded with one
+        `log_artifacts` call (files are hard-linked into it where the file system allows, else copied)."""
+        if run_id is None or not (tables or files):
             return
         with tempfile.TemporaryDirectory() as tmp:
             for path, frame in tables.items():
                 local = Path(tmp) / path
                 local.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_parquet(local, index=False)
+            for path, src in files.items():
+                local = Path(tmp) / path
+                local.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src, local)
+                except OSError:
+                    shutil.copyfile(src, local)
             self.client.log_artifacts(run_id, tmp)
 
     def _close_open_children(self, status: str) -> None:

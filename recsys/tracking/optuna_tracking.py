@@ -63,9 +63,7 @@ class TuningLog:
 
     def log_files(self, run_id: str, files: dict[str, Path] | None = None,
                   tables: dict[str, pd.DataFrame] | None = None) -> None:
-        for path, local in (files or {}).items():
-            self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
-        self.tracker._log_tables(run_id, tables or {})
+        self.tracker._log_files(run_id, tables or {}, files or {})
 
     def log_validation(self, tuning_run_id: str, model_run_id: str | None, vctx: Any) -> None:
         """Evidence that tuning was blind to the test part: the validation split's fingerprint (tuning and model

@@ -46,20 +46,16 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "comparison_description.md").write_text(md)
-        files = [t / "comparison_description.md"]
         if not tests.empty:
             tests.to_csv(t / "paired_tests.csv", index=False)
-            files.append(t / "paired_tests.csv")
         (t / "decision.json").write_text(json.dumps(
             {"metric": decision.metric, "rule": decision.rule, "best": decision.best, "selected": decision.selected,
              "tied_with_best": decision.tied, "alpha": decision.alpha, "test": decision.test,
              "selected_because": decision.reason, "verdict": verdict,
              "tests": tests.to_dict(orient="records")}, indent=2, default=_json_default))
-        files.append(t / "decision.json")
         from recsys.evaluation.plots import plot_comparison
 
         plot_comparison(comparison, decision.metric, t / "comparison.png", selected=decision.selected)
-        files.append(t / "comparison.png")
         plots = {"comparison (95% CI error bars, ties hatched)": t / "comparison.png"}
         for r in results:
             for path, local in r.files.items():
@@ -69,9 +65,8 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
                             plots, slice_tables(results, decision.metric), fold_table(results, comparison,
                                                                                      decision.metric), tests)
         (t / "report.html").write_text(html, encoding="utf-8")
-        files.append(t / "report.html")
-        for f in files:
-            tracker.client.log_artifact(tracker.parent_id, str(f))
+        if tracker.parent_id is not None:  # everything above sits in `t`: one upload
+            tracker.client.log_artifacts(tracker.parent_id, str(t))
 
 
 def slice_tables(results: list[ModelResult], metric: str) -> dict[str, pd.DataFrame]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.evaluation.direction import lower_is_better
+from recsys.evaluation.plots.layout import set_margins, text_width_in
 
 
 def highlighted(models: pd.Index, values: np.ndarray, metric: str, selected: str | None = None) -> np.ndarray:
@@ -83,5 +84,6 @@ def comparison_figure(df: pd.DataFrame, metric: str, selected: str | None = None
         ax.set_xlim(0, max(float(top) * 1.35, 1e-9))
     for ax in axes.ravel()[len(cols):]:
         ax.axis("off")
-    fig.tight_layout()
+    label = text_width_in(models, 8) + 0.15  # model names on every panel's y axis
+    set_margins(fig, left=label, right=0.15, top=0.3, bottom=0.35, wgap=label + 0.15, hgap=0.65)
     return fig

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.evaluation.plots.layout import set_margins
+
 
 def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataFrame, popularity: pd.Series,
                                metric: str, folder: Path) -> dict[str, Path]:
@@ -30,7 +32,7 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         ax.set_ylabel("users")
         ax.set_title(f"per-user {metric} ({(values == 0).mean():.0%} of users at 0)")
         ax.legend()
-        fig.tight_layout()
+        set_margins(fig, left=0.75, right=0.2, top=0.35, bottom=0.55)
         out[f"plots/per_user_{metric}.png"] = folder / f"per_user_{metric}.png"
         fig.savefig(out[f"plots/per_user_{metric}.png"], dpi=90)
         plt.close(fig)
@@ -47,7 +49,7 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         ax.set_ylabel("share")
         ax.set_title("popularity of recommended items")
         ax.legend()
-        fig.tight_layout()
+        set_margins(fig, left=0.75, right=0.2, top=0.35, bottom=0.55)
         out["plots/recommended_popularity.png"] = folder / "recommended_popularity.png"
         fig.savefig(out["plots/recommended_popularity.png"], dpi=90)
         plt.close(fig)
@@ -78,8 +80,8 @@ def plot_slices(slices: pd.DataFrame, metric: str, folder: Path) -> dict[str, Pa
         axes[1].bar(items["slice"].astype(str), items[col].astype(float), color=["#c0392b", "#e0a526"][:len(items)])
         for x, v in enumerate(items[col].astype(float)):
             axes[1].text(x, v, f"{v:.4g}", ha="center", va="bottom", fontsize=7)
-        axes[1].set_title(f"{col} by item popularity (head = top 20%)", fontsize=9)
-    fig.tight_layout()
+        axes[1].set_title(f"{col} by item popularity\n(head = top 20%)", fontsize=9)
+    set_margins(fig, left=0.7, right=0.15, top=0.5, bottom=0.75, wgap=0.6)
     out = {"plots/slices.png": folder / "slices.png"}
     fig.savefig(out["plots/slices.png"], dpi=90)
     plt.close(fig)
