@@ -31,9 +31,11 @@ print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
 """
 
 
-@pytest.mark.parametrize("argvs", [[["--help"]],
-                                   [["run", "--help"], ["tune", "--help"], ["score", "--help"],
-                                    ["registry", "promote", "--help"], ["serve", "--help"], ["data", "load", "--help"]]])
+COMMANDS = [["run", "--help"], ["tune", "--help"], ["score", "--help"], ["registry", "promote", "--help"],
+            ["serve", "--help"], ["data", "load", "--help"]]
+
+
+@pytest.mark.parametrize("argvs", [[["--help"]], COMMANDS])
 def test_help_imports_no_heavy_dependency(tmp_path, argvs):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     code = f"ARGVS = {argvs!r}\nHEAVY = {HEAVY!r}\n{PROBE}"

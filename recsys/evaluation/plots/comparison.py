@@ -21,11 +21,7 @@ def highlighted(models: pd.Index, values: np.ndarray, metric: str, selected: str
 
 def plot_comparison(df: pd.DataFrame, metric: str, path: Path, selected: str | None = None) -> None:
     """Write `comparison_figure` as a PNG to `path`."""
-    import matplotlib.pyplot as plt
-
-    fig = comparison_figure(df, metric, selected)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    comparison_figure(df, metric, selected).savefig(path, dpi=100)
 
 
 def comparison_figure(df: pd.DataFrame, metric: str, selected: str | None = None):
@@ -34,12 +30,9 @@ def comparison_figure(df: pd.DataFrame, metric: str, selected: str | None = None
     `df`: one row per model (index = label), metric columns, optional `<metric>_ci_low/_ci_high` and a boolean
     `tied_with_best`. Intervals become error bars; tied models are hatched and labelled "(tied)". The selected
     model is highlighted; without one, the best value of the selection metric in its direction. Returns the
-    matplotlib Figure (the caller closes it).
+    matplotlib Figure (made outside pyplot: nothing to close).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # outside pyplot: nothing to close, no global state
 
     prefixes = ("ndcg_at", "recall_at", "precision_at", "map_at", "hit_rate_at", "catalog_coverage_at", "lift_at",
                 "novelty_at", "silhouette", "recall_vs_exact")
@@ -56,7 +49,8 @@ def comparison_figure(df: pd.DataFrame, metric: str, selected: str | None = None
     cols = cols[:8]
     ncols = min(4, max(1, len(cols)))
     nrows = -(-len(cols) // ncols) if cols else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 0.45 * len(df) * nrows + 1.4 * nrows), squeeze=False)
+    fig = Figure(figsize=(3.6 * ncols, 0.45 * len(df) * nrows + 1.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     tied = (df["tied_with_best"].astype(bool).to_numpy() if "tied_with_best" in df.columns
             else np.zeros(len(df), dtype=bool))
     models = [f"{m} (tied)" if t else str(m) for m, t in zip(df.index, tied)]

@@ -16,17 +16,19 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
 
     popularity: training users per item, indexed by item id. Returns artifact path -> local file.
     """
-    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    # Figure objects outside pyplot (no global state); histograms as one step artist each, not one patch per
+    # bin; plain tick labels on the log axis (mathtext labels are parsed per tick): a third of the drawing time
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     if metric in per_user.columns and len(per_user):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.add_subplot()
         values = per_user[metric].to_numpy()
-        ax.hist(values, bins=30, color="#3b6ea5")
+        counts, edges = np.histogram(values, bins=30)
+        ax.stairs(counts, edges, fill=True, color="#3b6ea5")
         ax.axvline(values.mean(), color="#c0392b", linestyle="--", label=f"mean {values.mean():.4g}")
         ax.set_xlabel(metric)
         ax.set_ylabel("users")
@@ -35,16 +37,18 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         set_margins(fig, left=0.75, right=0.2, top=0.35, bottom=0.55)
         out[f"plots/per_user_{metric}.png"] = folder / f"per_user_{metric}.png"
         fig.savefig(out[f"plots/per_user_{metric}.png"], dpi=90)
-        plt.close(fig)
     if len(recommendations) and len(popularity):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        bins = np.logspace(0, np.log10(max(2.0, float(popularity.max()) + 1)), 30).tolist()
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.add_subplot()
+        bins = np.logspace(0, np.log10(max(2.0, float(popularity.max()) + 1)), 30)
         cat_pop = popularity.to_numpy() + 1
         rec_pop = popularity.reindex(recommendations["item_id"]).fillna(0).to_numpy() + 1
-        ax.hist(cat_pop, bins=bins, alpha=0.6, weights=np.full(len(cat_pop), 1 / len(cat_pop)), label="catalogue items")
-        ax.hist(rec_pop, bins=bins, alpha=0.6, weights=np.full(len(rec_pop), 1 / len(rec_pop)),
-                label="recommendation slots")
+        for pop, label in ((cat_pop, "catalogue items"), (rec_pop, "recommendation slots")):
+            share, _ = np.histogram(pop, bins=bins, weights=np.full(len(pop), 1 / len(pop)))
+            ax.stairs(share, bins, fill=True, alpha=0.6, label=label)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training users per item + 1")
         ax.set_ylabel("share")
         ax.set_title("popularity of recommended items")
@@ -52,22 +56,19 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
         set_margins(fig, left=0.75, right=0.2, top=0.35, bottom=0.55)
         out["plots/recommended_popularity.png"] = folder / "recommended_popularity.png"
         fig.savefig(out["plots/recommended_popularity.png"], dpi=90)
-        plt.close(fig)
     return out
 
 
 def plot_slices(slices: pd.DataFrame, metric: str, folder: Path) -> dict[str, Path]:
     """Bars of `metric` per user slice (with the slice sizes) and recall by item popularity (head / tail)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
     users = slices[(slices["kind"] != "item_popularity") & (slices["users"] > 0)]
     items = slices[(slices["kind"] == "item_popularity") & (slices["users"] > 0)]
     recall = sorted(c for c in items.columns if c.startswith("recall_at") and items[c].notna().any())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 1.4]})
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.4]})
     if metric in users.columns and len(users):
         axes[0].bar(users["slice"].astype(str), users[metric].astype(float), color="#3b6ea5")
         for x, (v, n) in enumerate(zip(users[metric].astype(float), users["users"])):
@@ -84,5 +85,4 @@ def plot_slices(slices: pd.DataFrame, metric: str, folder: Path) -> dict[str, Pa
     set_margins(fig, left=0.7, right=0.15, top=0.5, bottom=0.75, wgap=0.6)
     out = {"plots/slices.png": folder / "slices.png"}
     fig.savefig(out["plots/slices.png"], dpi=90)
-    plt.close(fig)
     return out
