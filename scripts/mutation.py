@@ -72,7 +72,7 @@ TARGETS = [
     Target("evaluator", "the evaluator: target building (seen items, unknown users/items), batches, list table",
            ["recsys/evaluation/recommend.py"],
            ["tests/evaluation/test_recommend_evaluator.py", "tests/evaluation/test_ranking_oracles.py",
-            "tests/evaluation/test_ranking_edges.py"],
+            "tests/evaluation/test_ranking_edges.py", "tests/evaluation/test_build_target.py"],
            ["recsys.evaluation.recommend.x_build_target*", "recsys.evaluation.recommend.x_evaluate_recommender*",
             "recsys.evaluation.recommend.x_score_lists*", "recsys.evaluation.recommend.x_batch_rows*"]),
     Target("splits", "temporal / leave-last-N / random splits, cutoff, validation carve-out, leakage audit",
@@ -175,7 +175,7 @@ def _env() -> dict[str, str]:
 
 
 def run_target(target: Target, max_children: int, survivors_only: bool = False, collect_only: bool = False,
-               also: list[str] | None = None) -> dict:
+               also: list[str] | None = None, skip_unchecked: bool = False) -> dict:
     previous = BUILD / f"{target.name}.json"
     names = list(target.functions)
     old: dict[str, dict] = {}
@@ -184,7 +184,8 @@ def run_target(target: Target, max_children: int, survivors_only: bool = False, 
         # a "timeout" of a run before the fork-server / per-test-timeout harness is no verdict: run it again
         fresh = json.loads(previous.read_text()).get("harness") == HARNESS
         names = [n for n, m in old.items()
-                 if m["status"] not in ("killed", "timeout") or (m["status"] == "timeout" and not fresh)]
+                 if (m["status"] not in ("killed", "timeout") or (m["status"] == "timeout" and not fresh))
+                 and not (skip_unchecked and m["status"] == "not checked")]
         names += [n for n in old if also and any(_glob(n, p) for p in also) and n not in names]
         if not names:
             return json.loads(previous.read_text())
@@ -368,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="do not run mutmut; collect the verdicts of the last (possibly interrupted) run")
     ap.add_argument("--survivors", action="store_true",
                     help="re-run only the mutants that survived last time (after adding tests)")
+    ap.add_argument("--skip-unchecked", action="store_true",
+                    help="with --survivors: leave the mutants the last run did not reach unchecked")
     ap.add_argument("--also", action="append", default=[], metavar="PATTERN",
                     help="with --survivors: re-run every mutant of these mutmut names too (a function changed since)")
     args = ap.parse_args(argv)
@@ -378,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         BUILD.mkdir(parents=True, exist_ok=True)
         for name in args.targets or list(BY_NAME):
-            r = run_target(BY_NAME[name], args.max_children, args.survivors, args.collect_only, args.also)
+            r = run_target(BY_NAME[name], args.max_children, args.survivors, args.collect_only, args.also,
+                           args.skip_unchecked)
             s = summarise(r, load_equivalent())
             print(f"   {name}: {s['killed']}/{s['scored']} killed ({s['score']:.1%}), "
                   f"{len(s['survivors'])} surviving, {s['counts'].get('equivalent', 0)} equivalent, "

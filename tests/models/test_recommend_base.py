@@ -60,3 +60,25 @@ def test_score_refuses_user_indices_outside_the_model_naming_the_range():
             model.score(np.array(bad))
         assert str(err.value) == f"user indices must be in [0, {data.n_users}), got {min(bad)}..{max(bad)}"
     assert model.score(np.array([], dtype=np.int64)).shape == (0, data.n_items)
+
+
+def test_score_dtype_is_float32_for_factor_models_and_float64_otherwise():
+    data = TrainData.build(_train())
+    assert create("als").fit(data).score(np.arange(3)).dtype == np.float32
+    assert create("ease").fit(data).score(np.arange(3)).dtype == np.float64
+    pop = create("popularity").fit(data)
+    pop._score = lambda users: np.ones((len(users), data.n_items), dtype=np.int64)  # an integer-scoring model
+    out = pop.score(np.arange(2))
+    assert out.dtype == np.float64 and out.tolist() == [[1.0] * data.n_items] * 2
+
+
+def test_the_public_topk_removes_the_excluded_items():
+    import scipy.sparse as sp
+
+    from recsys.models.base import topk
+
+    scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
+    exclude = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 1]]))
+    idx, val = topk(scores.copy(), 2, exclude=exclude)
+    assert idx.tolist() == [[1, 3], [2, 1]] and val.tolist() == [[0.8, 0.6], [0.3, 0.2]]
+    assert topk(scores.copy(), 2)[0].tolist() == [[0, 1], [3, 2]]
