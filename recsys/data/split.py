@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.schema import SplitConfig
-from recsys.data.tables import Dataset, frame_fingerprint
+from recsys.data.tables import Dataset, frame_fingerprint, hashes_fingerprint
 from recsys.data.timestamps import iso, parse_instant
 from recsys.errors import DataError
 from recsys.random import RandomState
@@ -31,8 +31,15 @@ class Split:
         """Hash of which rows are train and which test, independent of row order (a split read back from files
         in another order is the same split)."""
         cols = ["user_id", "item_id", "timestamp"]
-        both = pd.concat([self.train[cols].assign(_p=0), self.test[cols].assign(_p=1)], ignore_index=True)
-        return frame_fingerprint(both.sort_values(["_p", *cols], kind="stable").reset_index(drop=True))
+        # = frame_fingerprint of both parts (column _p: 0 train, 1 test) sorted by _p, user, item, time; the rows
+        # are hashed where they are and the hashes put in that order (rows equal on every key hash equally)
+        hashes = []
+        for p, part in enumerate((self.train, self.test)):
+            row_hash = pd.util.hash_pandas_object(part[cols].assign(_p=p), index=False).to_numpy()
+            order = np.lexsort((part["timestamp"].to_numpy(), pd.factorize(part["item_id"], sort=True)[0],
+                                pd.factorize(part["user_id"], sort=True)[0]))
+            hashes.append(row_hash[order])
+        return hashes_fingerprint([*cols, "_p"], np.concatenate(hashes))
 
 
 def split_dataset(dataset: Dataset, cfg: SplitConfig, random_state: RandomState = 0) -> Split:
@@ -106,11 +113,11 @@ def leakage_audit(train: pd.DataFrame, test: pd.DataFrame) -> dict:
     """Share of test interactions that happened before the latest training interaction, and cold-start counts."""
     latest_train = int(train["timestamp"].max())
     leak = float((test["timestamp"].to_numpy() < latest_train).mean()) if len(test) else 0.0
-    train_users, train_items = set(train["user_id"].unique()), set(train["item_id"].unique())
+    train_items = train["item_id"].unique()
     test_users = test["user_id"].unique()
     test_items = test["item_id"].unique()
-    unknown_users = int(sum(u not in train_users for u in test_users))
-    unknown_items = int(sum(i not in train_items for i in test_items))
+    unknown_users = int((~pd.Index(test_users).isin(train["user_id"].unique())).sum())
+    unknown_items = int((~pd.Index(test_items).isin(train_items)).sum())
     return {
         "train_rows": int(len(train)),
         "test_rows": int(len(test)),

@@ -27,19 +27,19 @@ def describe(interactions: pd.DataFrame, split: Split | None = None) -> dict:
                    "end": pd.Timestamp(int(interactions["timestamp"].max()), unit="s").isoformat()},
     }
     if split is not None:
-        train_users = set(split.train["user_id"].unique())
-        test_users = set(split.test["user_id"].unique())
-        train_items = set(split.train["item_id"].unique())
-        test_items = split.test["item_id"].unique()
+        train_users = pd.Index(split.train["user_id"].unique())
+        test_users = pd.Index(split.test["user_id"].unique())
+        both = int(test_users.isin(train_users).sum())  # users in train and test (both sides are unique ids)
+        test_items = pd.Index(split.test["item_id"].unique())
+        unseen_items = ~test_items.isin(split.train["item_id"].unique())
         stats["split"] = {
             "method": split.method,
             "train_interactions": int(len(split.train)),
             "test_interactions": int(len(split.test)),
             # retention: share of training users who come back in the test period
-            "retention_train_to_test": len(train_users & test_users) / max(1, len(train_users)),
-            "test_users_seen_in_train": len(train_users & test_users) / max(1, len(test_users)),
-            "test_items_unseen_in_train": (float(np.mean([i not in train_items for i in test_items]))
-                                           if len(test_items) else 0.0),
+            "retention_train_to_test": both / max(1, len(train_users)),
+            "test_users_seen_in_train": both / max(1, len(test_users)),
+            "test_items_unseen_in_train": float(np.mean(unseen_items)) if len(test_items) else 0.0,
             "audit": split.audit,
         }
     return stats

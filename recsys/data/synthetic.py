@@ -38,6 +38,9 @@ ADJECTIVES = ["classic", "premium", "compact", "deluxe", "eco", "smart", "vintag
               "wireless", "handmade", "organic", "ultra", "family", "travel"]
 EVENTS = np.array(["view", "search", "wishlist", "cart", "purchase", "rating"])
 EVENT_P = np.array([0.50, 0.10, 0.08, 0.12, 0.15, 0.05])
+N_NOUNS = 8
+assert all(len(nouns) == N_NOUNS for _, nouns in CATEGORIES)
+CATEGORY_CHUNK = 1 << 19  # interactions per block when drawing categories: bounds the (rows x categories) buffer
 
 
 def category_names(n: int) -> list[str]:
@@ -51,7 +54,8 @@ def generate_items(cfg: SyntheticConfig, random_state: RandomState) -> tuple[pd.
     cats = category_names(cfg.n_categories)
     cat_of = r.integers(0, cfg.n_categories, size=cfg.n_items)
     words = [CATEGORIES[c % len(CATEGORIES)][1] for c in range(cfg.n_categories)]
-    noun = np.array([words[c][r.integers(len(words[c]))] for c in cat_of])
+    # one draw of integers(8) per item: the same stream as one call per item (every category has 8 nouns)
+    noun = np.array(words, dtype=object)[cat_of, r.integers(N_NOUNS, size=cfg.n_items)].astype(str)
     adj = np.array(ADJECTIVES)[r.integers(len(ADJECTIVES), size=cfg.n_items)]
     titles = [f"{a.title()} {n} {i:04d}" for i, (a, n) in enumerate(zip(adj, noun))]
     texts = [f"{a} {n} for {cats[c]} lovers; category {cats[c]}" for a, n, c in zip(adj, noun, cat_of)]
@@ -100,7 +104,12 @@ def generate(cfg: SyntheticConfig, random_state: RandomState = 0) -> tuple[pd.Da
     # category by taste (inverse CDF), item by popularity among items released before the event
     cum = np.cumsum(tastes, axis=1)
     u = r.random(len(user))
-    cat = np.minimum((u[:, None] > cum[user]).sum(axis=1), cfg.n_categories - 1)
+    cat = np.empty(len(user), dtype=np.int64)
+    for s in range(0, len(user), CATEGORY_CHUNK):  # blocks: a (rows x categories) comparison of all rows is GBs
+        block = slice(s, s + CATEGORY_CHUNK)
+        cat[block] = (u[block, None] > cum[user[block]]).sum(axis=1)
+    np.minimum(cat, cfg.n_categories - 1, out=cat)
+    del u
     item = np.full(len(user), -1, dtype=np.int64)
     by_cat = [np.flatnonzero(cat_of == c) for c in range(cfg.n_categories)]
     for c in range(cfg.n_categories):
@@ -122,21 +131,29 @@ def generate(cfg: SyntheticConfig, random_state: RandomState = 0) -> tuple[pd.Da
             fallback = launch[np.argmax(pop[launch])] if len(launch) else members[np.argmin(release[members])]
             item[pending] = fallback
             ts_off[pending] = np.maximum(ts_off[pending], release[fallback])
-    events = EVENTS[r.choice(len(EVENTS), size=len(user), p=EVENT_P)]
+    events = r.choice(len(EVENTS), size=len(user), p=EVENT_P)
     successors = None
     if cfg.sequential_strength > 0:  # drawn after everything else, so strength 0 keeps the data bit-identical
         successors = item_successors(cat_of, pop, release, r)
         item = apply_sequences(user, ts_off, item, successors, release, cfg.sequential_strength, r)
+    # id columns gathered from the small per-user / per-item / per-event string arrays (never a string per row
+    # built in Python or numpy)
+    user_names = pd.Series(np.char.add("u", np.char.zfill(np.arange(n_users).astype(str), 6)), dtype="str")
     df = pd.DataFrame({
-        "user_id": np.char.add("u", np.char.zfill(user.astype(str), 6)),
-        "item_id": items["item_id"].to_numpy()[item],
+        "user_id": _take(user_names, user),
+        "item_id": _take(items["item_id"].astype("str"), item),
         "timestamp": start + ts_off,
-        "event": events,
+        "event": _take(pd.Series(EVENTS, dtype="str"), events),
     })
     truth = {"tastes": tastes, "item_category": cat_of, "release": start + release, "one_time": one_time}
     if successors is not None:
         truth["successors"] = successors
     return df, items, truth
+
+
+def _take(values: pd.Series, idx: np.ndarray) -> pd.Series:
+    """values[idx] as a column (one gather, no per-row objects)."""
+    return values.take(idx).reset_index(drop=True)
 
 
 N_SUCCESSORS = 2  # items that may follow each item in a sequence

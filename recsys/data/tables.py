@@ -50,9 +50,14 @@ class Dataset:
 
 
 def frame_fingerprint(df: pd.DataFrame) -> str:
+    return hashes_fingerprint(list(df.columns), pd.util.hash_pandas_object(df, index=False).to_numpy())
+
+
+def hashes_fingerprint(columns: list, row_hashes: np.ndarray) -> str:
+    """`frame_fingerprint` of a frame with these columns whose rows hash to `row_hashes` (uint64, in order)."""
     h = hashlib.sha256()
-    h.update(",".join(map(str, df.columns)).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    h.update(",".join(map(str, columns)).encode())
+    h.update(row_hashes.tobytes())
     return h.hexdigest()[:16]
 
 
@@ -91,13 +96,13 @@ class TrainData:
             item_vocab = Vocabulary(np.concatenate([item_ids, np.sort(extra)]) if len(extra) else item_ids)
         else:
             item_vocab = Vocabulary(item_ids)
-        u = users.index(interactions["user_id"].to_numpy())
-        i = item_vocab.index(interactions["item_id"].to_numpy())
+        u = users.index(interactions["user_id"])
+        i = item_vocab.index(interactions["item_id"])
         w = interactions["weight"].to_numpy(dtype=np.float32)
         matrix = sp.csr_matrix((w, (u, i)), shape=(len(users), len(item_vocab)), dtype=np.float32)
         matrix.sum_duplicates()
         table = align_items(items, item_vocab)
-        inter = interactions.copy()
+        inter = interactions.copy(deep=False)  # new columns only (copy-on-write): the rows are not copied
         inter["user_idx"] = u
         inter["item_idx"] = i
         return cls(matrix=matrix, users=users, items=item_vocab, item_table=table, interactions=inter)

@@ -45,7 +45,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
     """
     require_columns(df, ["user_id", "item_id", "timestamp"], where,
                     "map your columns with data.tabular.columns (e.g. {user_id: customer})")
-    df = df.copy()
+    df = df.copy(deep=False)  # columns are replaced, never written in place (copy-on-write): no copy of the table
     for col in ("user_id", "item_id"):
         nulls = int(df[col].isna().sum())
         if nulls:
@@ -145,14 +145,14 @@ def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str, columns: dict[str
     imp = cfg.implicit
     if imp.rating_threshold is not None:
         before = len(df)
-        df = df[df["rating"] >= imp.rating_threshold]
+        df = keep_rows(df, (df["rating"] >= imp.rating_threshold).to_numpy())
         _log.info("%s: %d of %d row(s) have a rating >= %s (data.implicit.rating_threshold)", where, len(df), before,
                   imp.rating_threshold)
     if "weight" in df.columns:
         weight = pd.to_numeric(df["weight"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
         bad = ~np.isfinite(weight)
         report_drop(int(bad.sum()), len(df), where, _name(columns, "weight"), "are not finite numbers", cfg)
-        df = df.assign(weight=weight)[~bad]
+        df = keep_rows(df.assign(weight=weight), ~bad)
     elif "rating" in df.columns and (imp.rating_threshold is not None or set(df["event"].unique()) <= {"rating"}):
         df = df.assign(weight=1.0 if imp.rating_weight == "binary" else df["rating"].astype(np.float64))
     else:
@@ -161,15 +161,22 @@ def to_implicit(df: pd.DataFrame, cfg: DataConfig, where: str, columns: dict[str
                               f"{sorted(df['event'].unique())[:5]} and no rating_threshold is set, so the event "
                               "weights decide; set data.implicit.rating_threshold or use rating_weight: binary")
         weights = imp.event_weights
-        w = df["event"].map(lambda e: weights.get(e, 1.0 if e == "interaction" else np.nan)).astype(np.float64)
+        codes, kinds = pd.factorize(df["event"])  # one weight per distinct event, gathered (no per-row Python)
+        per_kind = np.array([weights.get(e, 1.0 if e == "interaction" else np.nan) for e in kinds], np.float64)
+        w = pd.Series(per_kind[codes] if len(kinds) else np.empty(len(df)), index=df.index)
         unknown = sorted(df.loc[w.isna(), "event"].unique())
         report_drop(int(w.isna().sum()), len(df), where, _name(columns, "event"),
                     f"have events {unknown[:10]} without a weight in data.implicit.event_weights", cfg)
-        df = df.assign(weight=w)[w.notna()]
+        df = keep_rows(df.assign(weight=w), w.notna().to_numpy())
     nonpositive = int((df["weight"] <= 0).sum())
     if nonpositive:
         _log.info("%s: %d row(s) with weight <= 0 are not positives and are left out", where, nonpositive)
-    return df[df["weight"] > 0]
+    return keep_rows(df, (df["weight"] > 0).to_numpy())
+
+
+def keep_rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """df[mask], but the frame itself when every row is kept: filtering gathers every column (strings too)."""
+    return df if bool(mask.all()) else df[mask]
 
 
 def apply_min_counts(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:

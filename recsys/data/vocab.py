@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class Vocabulary:
@@ -29,6 +31,10 @@ class Vocabulary:
 
     def index(self, ids: np.ndarray | pd.Series | list) -> np.ndarray:
         """Dense indices of `ids`; -1 where an id is unknown."""
+        mine, theirs = _arrow_strings(self._index), _arrow_strings(ids)
+        if mine is not None and theirs is not None:  # Arrow's hash lookup: no Python string per row
+            found = pc.index_in(theirs, value_set=mine.combine_chunks() if isinstance(mine, pa.ChunkedArray) else mine)
+            return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         return self._index.get_indexer(pd.Index(ids)).astype(np.int64)
 
     def id(self, idx: np.ndarray | int) -> np.ndarray:
@@ -43,3 +49,12 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
         return cls(pd.read_parquet(path)["id"].to_numpy())
+
+
+def _arrow_strings(values: object) -> pa.Array | pa.ChunkedArray | None:
+    """The Arrow string array under a pandas string Series/Index/array (None for anything else)."""
+    array = getattr(values, "array", values)
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        data = array._pa_array  # noqa: SLF001 - the public route (pa.array(values)) copies
+        return data if pa.types.is_large_string(data.type) or pa.types.is_string(data.type) else None
+    return None

@@ -34,8 +34,8 @@ def build_target(data: TrainData, test: pd.DataFrame, unknown_users: str = "drop
                  unknown_items: str = "drop") -> EvalTarget:
     """Relevant = test items of each user minus the user's training items."""
     test = test[["user_id", "item_id", "timestamp"]].reset_index(drop=True)
-    test["user_idx"] = data.users.index(test["user_id"].to_numpy())
-    test["item_idx"] = data.items.index(test["item_id"].to_numpy())
+    test["user_idx"] = data.users.index(test["user_id"])
+    test["item_idx"] = data.items.index(test["item_id"])
     trained_items = np.zeros(data.n_items, dtype=bool)
     trained_items[np.unique(data.matrix.indices)] = True
     known_item = (test["item_idx"].to_numpy() >= 0)
