@@ -8,12 +8,17 @@ item_knn, als) through `run_experiment` with a real MLflow tracker on a temporar
   mlflow logging                                                      time inside the tracker's methods
   other                                                               the rest of the wall time (plots, selection)
 
-Peak RSS is read after every stage (ru_maxrss: the peak so far). With two or more sizes, the growth exponent of
+Peak RSS is read after every stage (ru_maxrss: the peak so far); the data path's own memory is its peak (after
+generate, validate, split, build) less the RSS before it, against the canonical interaction table's size (issue 14:
+at most 3x). The 1-minute load average is recorded before and after each size (the machine is shared). `--max-users
+20M=50000` evaluates a seeded sample of that many users at that size (`metrics.max_users`; marked in the table).
+With two or more sizes, the growth exponent of
 each stage is the least-squares slope of log(seconds) against log(interactions) and against log(users x items).
 Each size also times our ALS evaluation against implicit's `recommend` + our metrics on the same fitted model
 and users (benchmarks/ranking.py), in the same process.
 
-    nice -n 10 python benchmarks/scale.py --sizes 0.4M 2M      # 6M and 20M take much longer
+    python benchmarks/scale.py                       # 0.4M, 2M, 6M, 20M (the 20M size alone takes minutes)
+    python benchmarks/scale.py --sizes 0.4M 2M       # quicker
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 # (users, items, mean interactions of a returning user); actual interaction counts are measured, not assumed
-SIZES = {"quickstart": (3_000, 1_000, 25), "0.4M": (20_000, 4_000, 25), "2M": (50_000, 10_000, 50), "6M": (90_000, 18_000, 80),
-         "20M": (138_000, 27_000, 180)}
+SIZES = {"quickstart": (3_000, 1_000, 25), "0.4M": (20_000, 4_000, 25), "2M": (50_000, 10_000, 50),
+         "6M": (90_000, 18_000, 80), "20M": (138_000, 27_000, 180)}
 MODELS = [{"name": "random"}, {"name": "popularity"},
           {"name": "item_knn", "params": {"k_neighbors": 100, "similarity": "cosine"}},
           {"name": "als", "params": {"factors": 64, "regularization": 0.01, "iterations": 15, "random_state": 42}}]
@@ -42,6 +47,12 @@ TRACKER_METHODS = ("log_context", "log_model_result", "log_comparison", "log_dec
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """Resident set size now (MiB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class Stages:
@@ -98,7 +109,7 @@ def timed_tracker(uri: str, stages: Stages):
     return tracker
 
 
-def run_one(size: str) -> dict:
+def run_one(size: str, max_users: int | None = None) -> dict:
     import recsys.tasks.recommend as task_module
     from recsys.config import config_from_dict
     from recsys.data import sources, synthetic
@@ -121,10 +132,13 @@ def run_one(size: str) -> dict:
         "name": f"scale-{size}", "seed": 42,
         "data": {"source": "synthetic", "synthetic": {"n_users": users, "n_items": items, "one_time_share": 0.2,
                                                       "days": 180, "mean_interactions": mean}},
-        "split": {"method": "temporal", "test_size": 0.2}, "metrics": {"k": [10], "primary": "ndcg_at_10"},
+        "split": {"method": "temporal", "test_size": 0.2},
+        "metrics": {"k": [10], "primary": "ndcg_at_10", "max_users": max_users},
         "models": MODELS, "registry": {"enabled": False}})
     with tempfile.TemporaryDirectory(prefix="recsys-scale-") as tmp:
         tracker = timed_tracker(f"sqlite:///{tmp}/mlflow.db", stages)
+        rss_before = rss_mb()
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         res = run_experiment(cfg, tracker=tracker, workdir=Path(tmp) / "work")
         wall = time.perf_counter() - t0
@@ -133,6 +147,8 @@ def run_one(size: str) -> dict:
         stages.seconds[f"evaluate {r.entry.run_name}"] = r.seconds["evaluate_seconds"]
     stages.seconds["other"] = wall - sum(stages.seconds.values())
     data, target = res.context.state["data"], res.context.state["target"]
+    table_mb = float(res.context.state["dataset"].interactions.memory_usage(deep=True).sum() / 2**20)
+    data_peak = stages.rss.get("build", float("nan"))
     als = next(r.model for r in res.results if r.entry.name == "als")
     from recsys.evaluation.recommend import evaluate_recommender
 
@@ -144,7 +160,10 @@ def run_one(size: str) -> dict:
             "wall_seconds": wall, "seconds": stages.seconds, "peak_rss_mb_after": stages.rss,
             "peak_rss_mb": peak_rss_mb(), "als_eval_over_implicit": ours / peer,
             "als_eval_seconds": ours, "implicit_recommend_plus_metrics_seconds": peer,
-            "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall}
+            "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall,
+            "max_users": max_users, "interaction_table_mb": table_mb, "rss_before_data_mb": rss_before,
+            "data_path_peak_mb": data_peak, "data_path_memory_over_table": (data_peak - rss_before) / table_mb,
+            "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]}
 
 
 def _timed(stages: Stages, name: str, fn, *args, **kwargs):
@@ -167,19 +186,62 @@ def exponents(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+def parse_caps(items: list[str]) -> dict[str, int]:
+    caps = {}
+    for item in items:
+        size, _, n = item.partition("=")
+        if size not in SIZES or not n.isdigit() or int(n) <= 0:
+            sys.exit(f"--max-users {item!r}: expected SIZE=N with SIZE one of {list(SIZES)} and N > 0, e.g. 20M=50000")
+        caps[size] = int(n)
+    return caps
+
+
+def markdown_table(rows: list[dict], growth: dict[str, dict[str, float]]) -> str:
+    """The per-stage table as README markdown (seconds; peak RSS, shares and ratios below)."""
+    head = ["stage (s)"] + [f"{r['size']} ({r['interactions'] / 1e6:.2f}M)" for r in rows]
+    if growth:
+        head += ["growth vs interactions", "vs users x items"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage in rows[0]["seconds"]:
+        cells = [stage] + [f"{r['seconds'].get(stage, float('nan')):.2f}" for r in rows]
+        if growth:
+            cells += [f"{growth[stage]['vs_interactions']:.2f}", f"{growth[stage]['vs_users_x_items']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    pad = [""] * (2 if growth else 0)
+    extra = [("wall", lambda r: f"{r['wall_seconds']:.1f}"),
+             ("peak RSS MiB", lambda r: f"{r['peak_rss_mb']:.0f}"),
+             ("data path MiB / table MiB", lambda r: f"{r['data_path_peak_mb'] - r['rss_before_data_mb']:.0f} / "
+                                                     f"{r['interaction_table_mb']:.0f} "
+                                                     f"({r['data_path_memory_over_table']:.2f}x)"),
+             ("mlflow logging share", lambda r: f"{100 * r['logging_share']:.1f}%"),
+             ("ALS eval / implicit", lambda r: f"{r['als_eval_over_implicit']:.2f}"),
+             ("users x items", lambda r: f"{r['users']} x {r['items']}"),
+             ("evaluated users", lambda r: f"{r['evaluated_users']}" + (" (sample, metrics.max_users)"
+                                                                         if r["max_users"] else "")),
+             ("load (1 min) before / after", lambda r: f"{r['load_1min_before']:.1f} / {r['load_1min_after']:.1f}")]
+    for name, cell in extra:
+        lines.append("| " + " | ".join([name] + [cell(r) for r in rows] + pad) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", nargs="+", default=["0.4M", "2M"], choices=list(SIZES))
+    ap.add_argument("--sizes", nargs="+", default=["0.4M", "2M", "6M", "20M"], choices=list(SIZES))
+    ap.add_argument("--max-users", nargs="*", default=[], metavar="SIZE=N",
+                    help="metrics.max_users at a size: evaluate a seeded sample of N users there (e.g. 20M=50000)")
     ap.add_argument("--one", choices=list(SIZES), help=argparse.SUPPRESS)
+    ap.add_argument("--one-max-users", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one)))
+        print(json.dumps(run_one(args.one, args.one_max_users)))
         return
+    caps = parse_caps(args.max_users)
     rows = []
     env = {**os.environ, "RECSYS_PROGRESS": "0"}
     for size in args.sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", size], capture_output=True, text=True, env=env, check=False)
+        cmd = [sys.executable, __file__, "--one", size] + (["--one-max-users", str(caps[size])] if size in caps else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             sys.exit(f"size {size} failed:\n{proc.stderr[-4000:]}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -187,7 +249,11 @@ def main() -> None:
         print(f"\n{size}: {r['users']} users x {r['items']} items, {r['interactions']} interactions, "
               f"wall {r['wall_seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MiB, "
               f"mlflow logging {100 * r['logging_share']:.1f}% of wall, "
-              f"ALS eval / implicit recommend+metrics {r['als_eval_over_implicit']:.2f}")
+              f"ALS eval / implicit recommend+metrics {r['als_eval_over_implicit']:.2f}, "
+              f"data path {r['data_path_peak_mb'] - r['rss_before_data_mb']:.0f} MiB over a "
+              f"{r['interaction_table_mb']:.0f} MiB table ({r['data_path_memory_over_table']:.2f}x), "
+              f"load {r['load_1min_before']:.1f} -> {r['load_1min_after']:.1f}"
+              + (f", {r['evaluated_users']} users sampled (metrics.max_users)" if r["max_users"] else ""))
         print(f"  {'stage':<22}{'seconds':>9}{'peak RSS MiB':>14}")
         for stage, sec in r["seconds"].items():
             print(f"  {stage:<22}{sec:>9.2f}{r['peak_rss_mb_after'].get(stage, float('nan')):>14.0f}")
@@ -197,6 +263,7 @@ def main() -> None:
         for stage, g in growth.items():
             print(f"  {stage:<22} vs interactions {g['vs_interactions']:5.2f}   vs users x items "
                   f"{g['vs_users_x_items']:5.2f}")
+    print("\n" + markdown_table(rows, growth))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"sizes": rows, "growth_exponents": growth,

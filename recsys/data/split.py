@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.schema import SplitConfig
-from recsys.data.tables import Dataset, frame_fingerprint, hashes_fingerprint
+from recsys.data.tables import Dataset, hashes_fingerprint
 from recsys.data.timestamps import iso, parse_instant
 from recsys.errors import DataError
 from recsys.random import RandomState

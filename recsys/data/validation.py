@@ -75,7 +75,7 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         df["event"] = "rating" if "rating" in df.columns else "interaction"
     df["event"] = df["event"].astype(str)
     key = ["user_id", "item_id", "timestamp", "event"]
-    dup = df.duplicated(subset=key, keep="first")
+    dup = duplicate_rows(df, key)
     n_dup = int(dup.sum())
     if n_dup:
         if cfg.duplicates == "error":
@@ -89,7 +89,50 @@ def validate_interactions(df: pd.DataFrame, cfg: DataConfig, where: str, *, now:
         raise DataError(f"{where}: no interactions left after filtering (implicit threshold, event weights, "
                         "minimum counts); loosen data.implicit or data.min_*_interactions")
     cols = INTERACTION_COLUMNS + (["rating"] if "rating" in df.columns else [])
-    return df[cols].sort_values(["timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
+    return sort_rows(df[cols], ["timestamp", "user_id", "item_id"])
+
+
+def _sortable(col: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype)
+
+
+def _codes(col: pd.Series, sort: bool) -> np.ndarray:
+    """Integer codes of a column's values (in value order with `sort`); integers are their own codes."""
+    if pd.api.types.is_integer_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
+        return col.to_numpy(np.int64)
+    return pd.factorize(col, sort=sort, use_na_sentinel=False)[0]
+
+
+def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`df.sort_values(keys, kind="stable").reset_index(drop=True)` by one `np.lexsort` over the keys' codes (pandas
+    factorizes the integer keys too, with a hash table as large as the column)."""
+    if not all(_sortable(df[k]) and not df[k].hasnans for k in keys):
+        return df.sort_values(keys, kind="stable").reset_index(drop=True)
+    order = np.lexsort([_codes(df[k], sort=True) for k in reversed(keys)])
+    return df.take(order).reset_index(drop=True)
+
+
+def duplicate_rows(df: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """`df.duplicated(subset=key, keep="first")` as a bool array: rows equal on `key` to an earlier row. One stable
+    sort of the combined codes (no hash table over the timestamps)."""
+    codes = [_codes(df[k], sort=False) for k in key]
+    bounds = [(int(c.min()), int(c.max())) if len(c) else (0, 0) for c in codes]
+    span = 1.0
+    for lo, hi in bounds[1:]:
+        span *= hi - lo + 1
+    if len(df) < 2 or span >= 2.0**62:  # the codes do not fit one int64: pandas' own hashing
+        return df.duplicated(subset=key, keep="first").to_numpy()
+    combined = np.zeros(len(df), dtype=np.int64)
+    for c, (lo, hi) in zip(codes[1:], bounds[1:]):
+        combined *= hi - lo + 1
+        combined += c - lo
+    order = np.lexsort((combined, codes[0]))  # stable: the first of equal rows comes first
+    first = codes[0][order]
+    rest = combined[order]
+    same = (first[1:] == first[:-1]) & (rest[1:] == rest[:-1])
+    dup = np.zeros(len(df), dtype=bool)
+    dup[order[1:][same]] = True
+    return dup
 
 
 def _name(columns: dict[str, str] | None, canonical: str) -> str:
