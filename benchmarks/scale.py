@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["0.4M", "2M", "6M", "20M"], choices=list(SIZES))
     ap.add_argument("--max-users", nargs="*", default=[], metavar="SIZE=N",
                     help="metrics.max_users at a size: evaluate a seeded sample of N users there (e.g. 20M=50000)")
+    ap.add_argument("--merge", metavar="JSON", help="also take the sizes saved in this earlier scale.json that are "
+                    "not run now (each row keeps its own load average); the table and exponents cover all of them")
     ap.add_argument("--one", choices=list(SIZES), help=argparse.SUPPRESS)
     ap.add_argument("--one-max-users", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
@@ -257,9 +259,13 @@ def main() -> None:
         print(f"  {'stage':<22}{'seconds':>9}{'peak RSS MiB':>14}")
         for stage, sec in r["seconds"].items():
             print(f"  {stage:<22}{sec:>9.2f}{r['peak_rss_mb_after'].get(stage, float('nan')):>14.0f}")
+    if args.merge:
+        earlier = [r for r in json.loads(Path(args.merge).read_text())["sizes"] if r["size"] not in args.sizes]
+        print(f"\nmerged from {args.merge}: {[r['size'] for r in earlier]}")
+        rows = sorted(rows + earlier, key=lambda r: r["interactions"])
     growth = exponents(rows) if len(rows) >= 2 else {}
     if growth:
-        print(f"\ngrowth exponent per stage ({' -> '.join(args.sizes)})")
+        print(f"\ngrowth exponent per stage ({' -> '.join(r['size'] for r in rows)})")
         for stage, g in growth.items():
             print(f"  {stage:<22} vs interactions {g['vs_interactions']:5.2f}   vs users x items "
                   f"{g['vs_users_x_items']:5.2f}")

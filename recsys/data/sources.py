@@ -21,14 +21,19 @@ def load_dataset(cfg: DataConfig, random_state: RandomState = 0) -> Dataset:
         from recsys.data.synthetic import generate
 
         raw, items, truth = generate(cfg.synthetic, random_state)
-        inter = validate_interactions(raw, cfg, "synthetic", now=float(raw["timestamp"].max()), timestamp_unit="s")
+        now = float(raw["timestamp"].max())
+        handed = [raw]
+        del raw  # validation holds the only reference, so each raw column is freed once it is replaced
+        inter = validate_interactions(handed.pop(), cfg, "synthetic", now=now, timestamp_unit="s")
         return Dataset(name="synthetic", interactions=inter, items=items, extras={"truth": truth})
     if cfg.source == "movielens":
         from recsys.data import movielens
 
         folder = movielens.locate(cfg.movielens.name, cfg.movielens.path, cfg.movielens.download)
         ratings, items, files = movielens.read(cfg.movielens.name, folder)
-        inter = validate_interactions(ratings, cfg, files[0], timestamp_unit="s",
+        handed = [ratings]
+        del ratings  # as above: validation holds the only reference
+        inter = validate_interactions(handed.pop(), cfg, files[0], timestamp_unit="s",
                                       unit_option="the MovieLens format (unix seconds)")
         return Dataset(name=cfg.movielens.name, interactions=inter, items=validate_items(items, files[1]),
                        extras={"folder": str(folder), "files": files})

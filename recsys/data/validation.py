@@ -98,41 +98,52 @@ def _sortable(col: pd.Series) -> bool:
 
 def _codes(col: pd.Series, sort: bool) -> np.ndarray:
     """Integer codes of a column's values (in value order with `sort`); integers are their own codes."""
-    if pd.api.types.is_integer_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
+    if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
         return col.to_numpy(np.int64)
     return pd.factorize(col, sort=sort, use_na_sentinel=False)[0]
 
 
 def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """`df.sort_values(keys, kind="stable").reset_index(drop=True)` by one `np.lexsort` over the keys' codes (pandas
-    factorizes the integer keys too, with a hash table as large as the column)."""
+    """`df.sort_values(keys, kind="stable").reset_index(drop=True)` by one stable argsort of the keys' codes packed
+    into one int64 (numpy's radix/timsort; pandas factorizes the integer keys too, with a hash table as large as
+    the column), or `np.lexsort` over the codes where they do not fit one int64."""
     if not all(_sortable(df[k]) and not df[k].hasnans for k in keys):
         return df.sort_values(keys, kind="stable").reset_index(drop=True)
-    order = np.lexsort([_codes(df[k], sort=True) for k in reversed(keys)])
+    codes = [_codes(df[k], sort=True) for k in keys]
+    packed = _pack(codes)
+    order = np.argsort(packed, kind="stable") if packed is not None else np.lexsort(codes[::-1])
+    del codes, packed
     return df.take(order).reset_index(drop=True)
 
 
 def duplicate_rows(df: pd.DataFrame, key: list[str]) -> np.ndarray:
     """`df.duplicated(subset=key, keep="first")` as a bool array: rows equal on `key` to an earlier row. One stable
-    sort of the combined codes (no hash table over the timestamps)."""
-    codes = [_codes(df[k], sort=False) for k in key]
+    argsort of the codes packed into one int64 (pandas' hashing where they do not fit)."""
+    if len(df) < 2:
+        return np.zeros(len(df), dtype=bool)
+    packed = _pack([_codes(df[k], sort=False) for k in key])
+    if packed is None:
+        return df.duplicated(subset=key, keep="first").to_numpy()
+    order = np.argsort(packed, kind="stable")  # stable: the first of equal rows comes first
+    packed = packed[order]
+    dup = np.zeros(len(df), dtype=bool)
+    dup[order[1:][packed[1:] == packed[:-1]]] = True
+    return dup
+
+
+def _pack(codes: list[np.ndarray]) -> np.ndarray | None:
+    """One int64 per row ordering like the tuple of `codes` (first most significant); None if it cannot fit."""
     bounds = [(int(c.min()), int(c.max())) if len(c) else (0, 0) for c in codes]
     span = 1.0
-    for lo, hi in bounds[1:]:
+    for lo, hi in bounds:
         span *= hi - lo + 1
-    if len(df) < 2 or span >= 2.0**62:  # the codes do not fit one int64: pandas' own hashing
-        return df.duplicated(subset=key, keep="first").to_numpy()
-    combined = np.zeros(len(df), dtype=np.int64)
-    for c, (lo, hi) in zip(codes[1:], bounds[1:]):
-        combined *= hi - lo + 1
-        combined += c - lo
-    order = np.lexsort((combined, codes[0]))  # stable: the first of equal rows comes first
-    first = codes[0][order]
-    rest = combined[order]
-    same = (first[1:] == first[:-1]) & (rest[1:] == rest[:-1])
-    dup = np.zeros(len(df), dtype=bool)
-    dup[order[1:][same]] = True
-    return dup
+    if span >= 2.0**62:
+        return None
+    packed = np.zeros(len(codes[0]), dtype=np.int64)
+    for c, (lo, hi) in zip(codes, bounds):
+        packed *= hi - lo + 1
+        packed += c - lo
+    return packed
 
 
 def _name(columns: dict[str, str] | None, canonical: str) -> str:
