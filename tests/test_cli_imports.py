@@ -43,3 +43,24 @@ def test_help_imports_no_heavy_dependency(tmp_path, argvs):
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+VALIDATE = r"""
+import json, sys
+from recsys.experiment import load_experiment_config
+load_experiment_config(CONFIG)  # imports every model module of the catalog to check names and params
+print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("config", ["configs/quickstart.yaml", "configs/movielens.yaml"])
+def test_config_validation_imports_no_model_dependency(tmp_path, config):
+    """Validating a config (content and neural models in the catalog, `content` in movielens.yaml) leaves torch,
+    sentence-transformers, scikit-learn, matplotlib and mlflow unimported: they load when a model needs them."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = f"CONFIG = {str(REPO / config)!r}\nHEAVY = {HEAVY!r}\n{VALIDATE}"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not {"torch", "sentence_transformers", "sklearn", "matplotlib", "mlflow", "optuna"} & set(loaded), loaded

@@ -13,7 +13,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from recsys.evaluation.metric_registry import names
 from recsys.logging import get_logger
@@ -40,6 +39,9 @@ def cluster_criteria(X: np.ndarray, labels: np.ndarray, inertia: float, silhouet
     if n_labels < 2:
         return {**out, "silhouette": float("nan"), "davies_bouldin": float("nan"),
                 "calinski_harabasz": float("nan")}
+    # imported on use: recsys.evaluation.plots (and so every task) imports this module's metric names
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
     seed = random_state if isinstance(random_state, int) else None
     sample = silhouette_sample if len(X) > silhouette_sample else None
     out["silhouette"] = float(silhouette_score(X, labels, sample_size=sample, random_state=seed))
