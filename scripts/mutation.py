@@ -285,6 +285,8 @@ def summarise(result: dict, equivalent: dict[str, str]) -> dict:
     survivors, equivalents = [], []
     for m in result["mutants"]:
         status = m["status"]
+        if status == "segfault":  # the test process crashed: the change was detected
+            status = "killed"
         if status != "killed" and status != "timeout" and _key(m) in equivalent:
             status = "equivalent"
             equivalents.append({**m, "reason": equivalent[_key(m)]})

@@ -158,3 +158,9 @@ def test_item_ids_that_cannot_be_converted_are_one_error_naming_both_files(ids, 
         align_item_ids(_items(pd.Series(ids, dtype=object)), inter, "items.csv", "events.csv")
     assert str(err.value) == (f"items.csv, column 'item_id' holds object ids but events.csv holds int64 ids, and "
                               f"they cannot be converted (e.g. {example}); give both tables the same kind of item id")
+
+
+def test_integer_nanoseconds_are_floored_exactly_not_through_floats():
+    """1,700,000,000.999999999 s: a float division would round it up to the next second."""
+    ns = pd.Series([1_700_000_000_999_999_999, 1_700_000_001_000_000_000, 1_699_999_999_000_000_001])
+    assert to_epoch_seconds(ns, "f.csv", unit="ns").tolist() == [1_700_000_000, 1_700_000_001, 1_699_999_999]

@@ -36,6 +36,7 @@ def test_defaults_drop_unknown_users_and_items_and_the_seen_pairs(data):
     assert target.info == {"test_rows": 8, "rows_unknown_user": 1, "rows_unknown_item": 2, "users": 1,
                            "users_fallback": 0, "relevant_pairs": 1, "relevant_unknown_item": 0}
     assert target.user_ids.tolist() == ["u2"] and target.n_relevant.tolist() == [1]
+    assert target.relevant.shape == (1, data.n_items) and target.relevant.toarray().tolist() == [[0.0, 1.0, 0.0]]
     assert build_target(data, TEST, "drop", "drop").info == target.info
 
 

@@ -82,3 +82,31 @@ def test_the_public_topk_removes_the_excluded_items():
     idx, val = topk(scores.copy(), 2, exclude=exclude)
     assert idx.tolist() == [[1, 3], [2, 1]] and val.tolist() == [[0.8, 0.6], [0.3, 0.2]]
     assert topk(scores.copy(), 2)[0].tolist() == [[0, 1], [3, 2]]
+
+
+def test_kernel_edges_integer_scores_empty_lists_and_the_exclusion_shape_check():
+    import scipy.sparse as sp
+
+    from recsys.models.ranking import exclude_inplace, topk
+
+    idx, val = topk(np.array([[1, 3, 2], [0, 0, 5]]), 2)  # integer scores are ranked as float64
+    assert idx.tolist() == [[1, 2], [2, 0]] and val.dtype == np.float64 and val.tolist() == [[3, 2], [5, 0]]
+    for scores, k in ((np.ones((3, 4)), 0), (np.ones((0, 4)), 2)):
+        idx, val = topk(scores, k)
+        assert idx.dtype == np.int64 and idx.shape == (len(scores), 0) and val.shape == (len(scores), 0)
+    with pytest.raises(ValueError) as err:
+        exclude_inplace(np.ones((3, 4)), sp.csr_matrix((2, 4)))
+    assert str(err.value) == "exclude has 2 rows but scores has 3"
+
+
+def test_float32_ties_are_repaired_in_every_row_of_a_large_batch():
+    """600 rows whose K-th and (K+1)-th scores are equal in float32 but not in float64: every row (beyond the
+    repair's 256-row chunks) is ordered by its float64 values, as a per-row Python sort says."""
+    from recsys.models.ranking import topk
+
+    row = [1.0, 1.0 + 1e-12, 1.0 + 3e-12, 1.0 + 2e-12, 0.5]  # one float32 value for the first four
+    scores = np.tile(row, (600, 1))
+    want = [j for _, j in sorted((-v, j) for j, v in enumerate(row))][:2]
+    idx, val = topk(scores, 2)
+    assert want == [2, 3] and idx.tolist() == [want] * 600
+    assert val.tolist() == [[row[2], row[3]]] * 600
