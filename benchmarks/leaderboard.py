@@ -57,7 +57,8 @@ PUBLISHED: dict[str, dict[str, Any]] = {
         "config": "configs/protocol-msrec-ml100k.yaml",
         "source": "Microsoft Recommenders README, 'Algorithm Comparison' table, Movielens 100k "
                   "(recommenders-team/recommenders, README.md at commit 005dcd06bd32ab996c7e4c9892ebbfcab80adb1a); "
-                  "parameters from examples/06_benchmarks/movielens.ipynb (commit 6b017020ceff730e628790ec7a4deb81146e4316)",
+                  "parameters from examples/06_benchmarks/movielens.ipynb "
+                  "(commit 6b017020ceff730e628790ec7a4deb81146e4316)",
         "url": "https://github.com/recommenders-team/recommenders#algorithm-comparison",
         "protocol": "ml-100k, python_stratified_split(ratio=0.75, min_rating=1, filter_by='item', seed 42): a 75/25 "
                     "random split of every item's ratings; every test rating is relevant; Cornac BPR(k=200, "
@@ -206,7 +207,8 @@ def render(data: dict[str, Any]) -> str:
         split = block["split"]
         lines += [f"### {ds}", "",
                   f"Split `{split['method']}` test_size {split['test_size']}, validation_size "
-                  f"{split['validation_size']}; whole experiment (tuning included) {block['experiment_seconds']:.0f} s, "
+                  f"{split['validation_size']}; whole experiment (tuning included) "
+                  f"{block['experiment_seconds']:.0f} s, "
                   f"finished {block['finished']}, load average {block['load_before']} before, {block['load_after']} "
                   f"after; selected: **{block['selected']}** (highest NDCG@10).", "",
                   "| # | model | NDCG@10 [95% CI] | Recall@10 [95% CI] | coverage@10 | fit s | tuning s | trials |",
