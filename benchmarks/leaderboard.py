@@ -254,8 +254,8 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"Every recommender of `configs/zoo.yaml` with its shipped search space, tuned with Optuna: **{meta['trials']} "
         "trials per model** (COMPLETE + PRUNED, the same budget for all; TPE sampler seeded from the experiment seed; "
-        "the median pruner stops trials of models that report per-epoch validation scores: ALS, BPR, Mult-VAE, "
-        "SASRec) on a validation part carved from the training "
+        "the median pruner stops trials of models that report per-epoch validation scores; the trials column "
+        "counts them) on a validation part carved from the training "
         "part only; the test part is read once, by the final evaluation of the refitted model. If the best trial does "
         "not beat the entry's default parameters on validation, the defaults are refitted (\"defaults kept\"). "
         "`random` and `popularity` have nothing to tune. The budget is small on purpose so the whole board finishes "
