@@ -114,14 +114,15 @@ class RecordingTuner:
         return res.entry
 
 
-def run_one(raw: dict[str, Any], models: list[str] | None, n_trials: int, tune: bool) -> dict[str, Any]:
+def run_one(raw: dict[str, Any], models: list[str] | None, n_trials: int, tune: bool,
+            storage: str | None = None) -> dict[str, Any]:
     raw = dict(raw)
     if models:
         raw["models"] = [m for m in raw["models"] if m["name"] in models or m.get("label") in models]
     cfg = experiment_config_from_dict(raw)
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="recsys-leaderboard-") as tmp:
-        tuner = RecordingTuner(f"sqlite:///{tmp}/optuna.db", n_trials) if tune else None
+        tuner = RecordingTuner(storage or f"sqlite:///{tmp}/optuna.db", n_trials) if tune else None
         tune_models = {e.run_name for e in cfg.models if e.search} if tune else None
         t0 = time.perf_counter()
         result = run_experiment(cfg, tuner=tuner, tune_models=tune_models, workdir=Path(tmp) / "work")
@@ -351,6 +352,8 @@ def main() -> int:
     ap.add_argument("--no-protocols", action="store_true", help="skip the configs/protocol-*.yaml runs")
     ap.add_argument("--zoo", choices=["warm", "cold"], help="also time `recsys run configs/zoo.yaml` (warm: the "
                     "embedding cache as it is; cold: a fresh empty one)")
+    ap.add_argument("--storage", help="Optuna storage URL (default: a fresh SQLite file per run); a kept one "
+                    "resumes its studies, running only the missing trials")
     ap.add_argument("--render", action="store_true", help="only re-render the markdown from the JSON")
     ap.add_argument("--merge", default="", help="with --render: comma-separated JSON files of other runs to merge in")
     ap.add_argument("--out", default=str(HERE / "results" / "leaderboard.json"))
@@ -390,7 +393,7 @@ def main() -> int:
         _save(out, data)
     for ds in [d for d in args.datasets.split(",") if d]:
         print(f"== {ds}: tuning every zoo entry with {args.trials} trials", flush=True)
-        block = run_one(dataset_config(ds), models, args.trials, tune=True)
+        block = run_one(dataset_config(ds), models, args.trials, tune=True, storage=args.storage)
         data["datasets"][ds] = block
         for r in block["rows"]:
             print(f"   {r['model']:12s} ndcg@10 {_ci(r, 'ndcg_at_10')}  recall@10 {_f(r.get('recall_at_10'))}  "
