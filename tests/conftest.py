@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,19 +29,111 @@ SHARED_DATA = Path(os.environ.get("RECSYS_SHARED_DATA", REPO.parent / "shared" /
 
 _MLFLOW_CONTEXT = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
 _MLFLOW_CONTEXT_AT_START = {name: os.environ.get(name) for name in _MLFLOW_CONTEXT}
+_GUARDED_ENV = ("MLFLOW_", "RECSYS_", "TZ")  # what the project and MLflow read from the environment
+
+
+@dataclass
+class _ProcessState:
+    """What a test (or a store set up for a module) may change process-wide without meaning to keep it: the
+    MLFLOW_* / RECSYS_* / TZ variables, the working directory, the local time zone, the `recsys` logger (the CLI's
+    `main` configures a handler and turns propagation off, so a later test's caplog would see nothing), and
+    MLflow's process-wide tracking URI, registry URI and active experiment (`MlflowTracker` and
+    `mlflow.set_tracking_uri` set them; the global URI wins over MLFLOW_TRACKING_URI, so a later test would log
+    into an earlier test's store)."""
+
+    env: dict[str, str]
+    cwd: str
+    logger: tuple[list[logging.Handler], int, bool]
+    mlflow: tuple[Any, Any, Any]
+
+    @classmethod
+    def capture(cls) -> _ProcessState:
+        log = logging.getLogger("recsys")
+        return cls(env={k: v for k, v in os.environ.items() if k.startswith(_GUARDED_ENV)}, cwd=os.getcwd(),
+                   logger=(list(log.handlers), log.level, log.propagate), mlflow=_mlflow_globals())
+
+    def restore(self) -> None:
+        """Put everything back as captured (ending any MLflow run left active first, in the store it runs in)."""
+        fluent = sys.modules.get("mlflow.tracking.fluent")
+        if fluent is not None:
+            while fluent.active_run() is not None:
+                fluent.end_run()
+            if _mlflow_globals() != self.mlflow:
+                import mlflow.tracking._model_registry.utils as registry_utils
+                import mlflow.tracking._tracking_service.utils as tracking_utils
+
+                tracking_utils.set_tracking_uri(self.mlflow[0])  # also resets the tracer provider bound to the URI
+                registry_utils._registry_uri = self.mlflow[1]
+                fluent._active_experiment_id = self.mlflow[2]
+        for name in [k for k in os.environ if k.startswith(_GUARDED_ENV) and k not in self.env]:
+            del os.environ[name]
+        os.environ.update(self.env)
+        time.tzset()  # TZ may be back while the C library still runs in the zone a test switched to
+        try:
+            moved = os.getcwd() != self.cwd
+        except FileNotFoundError:  # the test's working directory was removed under it
+            moved = True
+        if moved:
+            os.chdir(self.cwd)
+        log = logging.getLogger("recsys")
+        log.handlers[:] = self.logger[0]
+        log.setLevel(self.logger[1])
+        log.propagate = self.logger[2]
+
+
+def _mlflow_globals() -> tuple[Any, Any, Any]:
+    """MLflow's global tracking URI, registry URI and active experiment id (all unset before it is imported)."""
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return (None, None, None)
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    return (tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id)
 
 
 @pytest.fixture(autouse=True)
-def _no_inherited_mlflow_experiment():
-    """`mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID to os.environ (for child processes): without this, a
-    later test's subprocess (`mlflow run --experiment-name`, `recsys run`) would inherit an earlier test's
-    experiment, and fail or log into it depending on the order. Put the variables back as the session found them."""
+def _leaves_no_trace():
+    """Every test leaves the process as it found it (see `_ProcessState`), so no test depends on which ran before.
+
+    MLFLOW_EXPERIMENT_ID/NAME and MLFLOW_RUN_ID go back to how the session found them, not how the test found
+    them: `mlflow.set_experiment` exports MLFLOW_EXPERIMENT_ID to os.environ (for child processes), also while a
+    module-scoped fixture is set up, and a later subprocess (`mlflow run --experiment-name`, `recsys run`) would
+    inherit it and fail or log into it depending on the order."""
+    state = _ProcessState.capture()
     yield
+    state.restore()
     for name, value in _MLFLOW_CONTEXT_AT_START.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@contextlib.contextmanager
+def isolated_store(root: Path) -> Iterator[str]:
+    """Work in the SQLite MLflow store `root/mlflow.db` (created on first use; artifacts under root/mlruns):
+    root is the working directory, MLFLOW_TRACKING_URI and MLflow's global URI point at the store, and no run or
+    experiment is inherited (MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID/NAME unset). Yields the store URI. On exit every
+    environment variable, the working directory and MLflow's global state are put back as they were (see
+    `_ProcessState`); a run left active is ended first.
+
+        with isolated_store(tmp_path_factory.mktemp("serving")) as uri:
+            result = run_experiment(cfg, tracker=MlflowTracker(uri))
+    """
+    import mlflow
+
+    state = _ProcessState.capture()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    try:
+        for name in _MLFLOW_CONTEXT:
+            os.environ.pop(name, None)
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        os.chdir(root)
+        mlflow.set_tracking_uri(uri)
+        yield uri
+    finally:
+        state.restore()
 
 
 @pytest.fixture
@@ -47,19 +142,10 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
+def mlflow_uri(tmp_path) -> Iterator[str]:
     """A fresh SQLite tracking store + local artifact folder under tmp_path; cwd moved there too."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+    with isolated_store(tmp_path) as uri:
+        yield uri
 
 
 @pytest.fixture
@@ -114,6 +200,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port on which nobody listens, for as long as the block runs: bound here but never listened on, so
+    a connection to it is refused and no server started meanwhile (by a parallel test) can take it, as it could a
+    port probed with `free_port`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:

@@ -48,7 +48,8 @@ def _pytest(root: Path, test_file: str) -> subprocess.CompletedProcess:
 
 def test_the_copy_is_what_the_subprocess_imports(copy):
     out = subprocess.run([sys.executable, "-c", "import recsys; print(recsys.__file__)"], cwd=copy,
-                         env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True, check=True)
+                         env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True, check=True,
+                         timeout=120)
     assert Path(out.stdout.strip()).parent == copy / "recsys"
 
 

@@ -101,7 +101,7 @@ def test_queries_have_known_relevant_items_and_validation_is_disjoint():
 
 @pytest.mark.realdata
 def test_movielens_tags_are_queries(tmp_path):
-    from tests.conftest import shared_data
+    from conftest import shared_data
 
     folder = shared_data("ml-latest-small")
     cfg = experiment_config_from_dict({**search_raw(min_relevant=3),

@@ -43,12 +43,7 @@ def _run_cli(tmp_path, capsys, df: pd.DataFrame, columns: dict, data: dict | Non
         cfg["split"] = split
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     capsys.readouterr()
-    root = logging.getLogger("recsys")
-    saved = (list(root.handlers), root.level, root.propagate)
-    try:  # the CLI configures the recsys logger; restore it so other tests' caplog still works
-        code = main(["data", "describe", str(tmp_path / "c.yaml")])
-    finally:
-        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    code = main(["data", "describe", str(tmp_path / "c.yaml")])  # conftest puts the recsys logger back afterwards
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, [line for line in err.splitlines() if line.startswith("error")]

@@ -26,19 +26,6 @@ MODELS = [{"name": "item_knn", "params": {"k_neighbors": 20}},
           {"name": "als", "params": {"factors": 8, "iterations": 4, "num_threads": 1}}]
 
 
-@pytest.fixture(autouse=True)
-def _restore_recsys_logging():
-    """`main` configures a stderr handler bound to this test's captured stream: leave the logger as found."""
-    import logging as _logging
-
-    log = _logging.getLogger("recsys")
-    handlers, level, propagate = list(log.handlers), log.level, log.propagate
-    yield
-    log.handlers[:] = handlers
-    log.setLevel(level)
-    log.propagate = propagate
-
-
 @pytest.fixture
 def shop(tmp_path):
     """A marketplace export as a team would have it: its own column names, ISO timestamps, an items file."""

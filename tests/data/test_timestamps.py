@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import numpy as np
 import pandas as pd
@@ -110,16 +109,13 @@ def test_explicit_units_divide_by_the_right_power():
                             unit="datetime").tolist() == [A, DAY_B]
 
 
-def test_local_time_zone_does_not_matter(monkeypatch):
+def test_local_time_zone_does_not_matter(time_zone):
     """Naive strings are UTC on every machine (the suite also runs under TZ=Asia/Tokyo)."""
     for tz in ("Asia/Tokyo", "America/Los_Angeles"):
-        monkeypatch.setenv("TZ", tz)
-        time.tzset()
+        time_zone(tz)
         assert to_epoch_seconds(pd.Series(["2021-03-04 05:06:07"]), "f.csv").tolist() == [A]
         assert split_interactions(_frame([A - 1, A, A + 1]), SplitConfig(cutoff="2021-03-04 05:06:07")).audit[
             "cutoff"] == A
-    monkeypatch.delenv("TZ")
-    time.tzset()
 
 
 def test_auto_logs_the_unit_it_inferred(caplog):

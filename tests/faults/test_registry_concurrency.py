@@ -94,7 +94,8 @@ def test_concurrent_promote_and_rollback_pairs(store) -> None:
         for t in pair:
             t.start()
         for t in pair:
-            t.join()
+            t.join(300)
+            assert not t.is_alive(), f"pair {i}: a promotion or rollback did not return within 300 s (deadlock?)"
     assert errors == []
     log = events(client, NAME)
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1)), "sequence numbers repeat or skip"

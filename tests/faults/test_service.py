@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import isolated_store, read_port_file, stop_process, wait_until
 from mlflow.tracking import MlflowClient
-
-from tests.conftest import read_port_file, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +56,7 @@ def service(tmp_path_factory):
     from recsys.tracking import MlflowTracker
 
     root = tmp_path_factory.mktemp("faults-serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
+    with isolated_store(root) as uri:
         result = run_experiment(config_from_dict(TINY), tracker=MlflowTracker(uri))
     client = MlflowClient(uri, registry_uri=uri)
     version = client.get_model_version(GOOD, result.registry["version"])

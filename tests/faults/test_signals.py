@@ -14,8 +14,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import wait_until
 
-from tests.conftest import wait_until
 from tests.faults.helpers import ROOT, env, model_versions, one_clean_line, recsys, runs, write_config
 
 pytestmark = pytest.mark.slow

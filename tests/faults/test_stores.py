@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import refused_port
 
-from tests.conftest import free_port
 from tests.faults.helpers import env, one_clean_line, recsys, runs, write_config
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,14 @@ def _mount_tmpfs(where: Path, options: str) -> None:
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); run as root or in a "
                     "container with CAP_SYS_ADMIN to test read-only and full file systems")
+
+
+def _fill(path: Path, chunk: int) -> None:
+    """Write `path` in `chunk`-byte pieces until its file system is full (the write that does not fit raises)."""
+    with open(path, "wb") as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * chunk)
+            f.flush()
 
 
 @pytest.fixture
@@ -129,10 +137,7 @@ def test_read_only_directory_for_a_new_store(tmp_path: Path, tmpfs) -> None:
 
 def test_full_disk_for_a_new_store(tmp_path: Path, tmpfs) -> None:
     full = tmpfs("full", "size=512k")
-    with open(full / "filler", "wb") as f, pytest.raises(OSError):
-        while True:
-            f.write(b"\0" * 65536)
-            f.flush()
+    _fill(full / "filler", 65536)
     proc = _run(tmp_path, f"sqlite:///{full / 'mlflow.db'}")
     _assert_refused(proc, "space")
     assert sorted(p.name for p in full.iterdir()) == ["filler"], "a half-created store was left behind"
@@ -141,10 +146,7 @@ def test_full_disk_for_a_new_store(tmp_path: Path, tmpfs) -> None:
 def test_full_disk_while_logging_artifacts(tmp_path: Path, tmpfs) -> None:
     """The artifact directory fills up mid-run: the runs end FAILED (none RUNNING), one line, exit 2."""
     full = tmpfs("full-artifacts", "size=256k")
-    with open(full / "filler", "wb") as f, pytest.raises(OSError):
-        while True:
-            f.write(b"\0" * 16384)
-            f.flush()
+    _fill(full / "filler", 16384)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = _run(tmp_path, uri, cwd=full)  # default artifact root ./mlruns lies on the full tmpfs
     _assert_refused(proc, "space")
@@ -159,17 +161,17 @@ def test_unknown_uri_scheme(tmp_path: Path) -> None:
 
 
 def test_unreachable_tracking_server(tmp_path: Path) -> None:
-    port = free_port()  # nobody listens there
-    proc = _run(tmp_path, f"http://127.0.0.1:{port}")
+    with refused_port() as port:
+        proc = _run(tmp_path, f"http://127.0.0.1:{port}")
     _assert_refused(proc, "cannot reach", str(port))
 
 
 def test_optuna_storage_down_masks_the_password(tmp_path: Path) -> None:
-    port = free_port()
     cfg = write_config(tmp_path)
-    storage = f"postgresql://tuner:s3cret-pw@127.0.0.1:{port}/studies"
-    proc = recsys(["tune", str(cfg), "--model", "als", "--storage", storage], tmp_path,
-                  env(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    with refused_port() as port:
+        storage = f"postgresql://tuner:s3cret-pw@127.0.0.1:{port}/studies"
+        proc = recsys(["tune", str(cfg), "--model", "als", "--storage", storage], tmp_path,
+                      env(f"sqlite:///{tmp_path / 'mlflow.db'}"))
     _assert_refused(proc, "optuna storage", "cannot reach", "***")
     assert "s3cret-pw" not in proc.stderr + proc.stdout
     assert runs(f"sqlite:///{tmp_path / 'mlflow.db'}") == [], "runs were started before the storage was checked"

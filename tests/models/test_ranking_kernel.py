@@ -164,7 +164,8 @@ def test_importing_the_implicit_models_limits_no_thread_pool_process_wide() -> N
             "print(os.environ.get('OPENBLAS_NUM_THREADS'), "
             "min(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         timeout=300)
     var, threads = out.stdout.split()
     assert var == "None"
     assert int(threads) == len(os.sched_getaffinity(0))  # BLAS keeps every core the process may use

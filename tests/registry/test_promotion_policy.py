@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from conftest import isolated_store
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
@@ -35,23 +36,17 @@ NO_BASELINE = FirstChampion(baseline_model=None)
 
 
 @pytest.fixture
-def store(tiny_config, tmp_path_factory, monkeypatch):
+def store(tiny_config, tmp_path_factory):
     """Two experiments logged once: `main` (temporal split 20%) and `other` (same data, 30% test split)."""
     if not _STORE:
         root = tmp_path_factory.mktemp("registry-store")
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        monkeypatch.chdir(root)
-        mlflow.set_tracking_uri(uri)
-        main = run_experiment(tiny_config(registry={"enabled": False}), tracker=MlflowTracker(uri))
-        other = run_experiment(tiny_config(name="tiny-other", split={"method": "temporal", "test_size": 0.3},
-                                           registry={"enabled": False}), tracker=MlflowTracker(uri))
+        with isolated_store(root) as uri:
+            main = run_experiment(tiny_config(registry={"enabled": False}), tracker=MlflowTracker(uri))
+            other = run_experiment(tiny_config(name="tiny-other", split={"method": "temporal", "test_size": 0.3},
+                                               registry={"enabled": False}), tracker=MlflowTracker(uri))
         _STORE.update(root=root, uri=uri, main=main, other=other)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", _STORE["uri"])
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.chdir(_STORE["root"])
-    mlflow.set_tracking_uri(_STORE["uri"])
-    return _STORE
+    with isolated_store(_STORE["root"]):
+        yield _STORE
 
 
 @pytest.fixture

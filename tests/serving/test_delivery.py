@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import read_port_file, stop_process, wait_until
+from conftest import isolated_store, read_port_file, stop_process, wait_until
 
 from recsys.cli import main
 
@@ -27,19 +27,6 @@ CHAMPION = f"models:/{RECOMMEND}@champion"
 pytestmark = pytest.mark.slow  # end-to-end (two experiments, a champion, a server): `pytest -m "not slow"` skips it
 
 ALS = {"name": "als", "params": {"factors": 16, "iterations": 6, "num_threads": 1, "random_state": 3}}
-
-
-@pytest.fixture(autouse=True)
-def _restore_recsys_logging():
-    """`main` configures a stderr handler bound to this test's captured stream: leave the logger as found."""
-    import logging as _logging
-
-    log = _logging.getLogger("recsys")
-    handlers, level, propagate = list(log.handlers), log.level, log.propagate
-    yield
-    log.handlers[:] = handlers
-    log.setLevel(level)
-    log.propagate = propagate
 
 
 @dataclass
@@ -79,12 +66,8 @@ def deployed(tmp_path_factory) -> Deployed:
     from recsys.tracking import MlflowTracker
 
     root = tmp_path_factory.mktemp("delivery")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     versions = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
+    with isolated_store(root) as uri:
         for name, path, models in ((RECOMMEND, "quickstart.yaml", [ALS]),
                                    (SIMILAR, "similar.yaml", [{"name": "item_knn", "params": {"k_neighbors": 50}}])):
             cfg = load_config(REPO / "configs" / path, [f"models={json.dumps(models)}"])

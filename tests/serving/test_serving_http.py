@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import schemathesis
-from conftest import read_port_file, stop_process, wait_until
+from conftest import isolated_store, read_port_file, stop_process, wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -79,11 +79,7 @@ def served(tmp_path_factory) -> Served:
     from recsys.tracking import MlflowTracker
 
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
+    with isolated_store(root) as uri:
         result = run_experiment(config_from_dict(TINY), tracker=MlflowTracker(uri))
     version = result.registry["version"]
     client = MlflowClient(uri)

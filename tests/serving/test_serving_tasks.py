@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import read_port_file, stop_process, wait_until
+from conftest import isolated_store, read_port_file, stop_process, wait_until
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
@@ -75,12 +75,8 @@ def service(tmp_path_factory) -> Service:
     from recsys.tracking import MlflowTracker
 
     root = tmp_path_factory.mktemp("serving-tasks")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
     predictors, versions = {}, {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
+    with isolated_store(root) as uri:
         for name, raw in CONFIGS.items():
             result = run_experiment(config_from_dict(raw), tracker=MlflowTracker(uri), workdir=root / name)
             versions[name] = result.registry["version"]

@@ -7,6 +7,7 @@ import re
 from html import escape
 
 import pytest
+from conftest import isolated_store
 from mlflow.tracking import MlflowClient
 
 from recsys.data.stats import feasibility
@@ -30,17 +31,9 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    import mlflow
-
     from recsys.config import config_from_dict
 
-    tmp = tmp_path_factory.mktemp("decision")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mlflow.set_tracking_uri(uri)
+    with isolated_store(tmp_path_factory.mktemp("decision")) as uri:
         cfg = config_from_dict(TINY)
         result = run_experiment(cfg, tracker=MlflowTracker(uri))
         client = MlflowClient(uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import isolated_store
 from mlflow.tracking import MlflowClient
 
 from recsys.evaluation import metric_names
@@ -16,17 +17,9 @@ pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     """One tracked tiny experiment shared by the read-only tests of this module."""
-    import mlflow
-
     from recsys.config import config_from_dict
 
-    tmp = tmp_path_factory.mktemp("tracked")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mlflow.set_tracking_uri(uri)
+    with isolated_store(tmp_path_factory.mktemp("tracked")) as uri:
         cfg = config_from_dict(TINY)
         result = run_experiment(cfg, tracker=MlflowTracker(uri), config_path="tiny.yaml")
         yield cfg, result, MlflowClient(uri)

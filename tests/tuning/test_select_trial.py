@@ -13,8 +13,16 @@ from recsys.errors import RecsysError
 from recsys.tuning.report import select_trial
 from recsys.tuning.space import SelectRule
 
-optuna.logging.set_verbosity(optuna.logging.ERROR)
 DIST = {"x": FloatDistribution(0, 100)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quiet_optuna():
+    """Hush "Trial n finished" lines for this module only (set at import, it changed every test collected after)."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    yield
+    optuna.logging.set_verbosity(before)
 
 
 def study_of(values: list, directions: list[str], states: list[TrialState] | None = None) -> optuna.Study:
