@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import logging
 import os
 import signal
@@ -191,6 +193,23 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path}; set RECSYS_SHARED_DATA to the shared data folder")
     return path
+
+
+def http_json(port: int, path: str, method: str = "GET", body: Any = None, headers: dict | None = None,
+              response_headers: dict | None = None) -> tuple[int, Any]:
+    """One request to a server on loopback: (status, decoded JSON body or None). A `body` is sent as JSON; the
+    response headers (lower-cased names) are copied into `response_headers` when given."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        sent = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=sent)
+        resp = conn.getresponse()
+        raw = resp.read()
+        if response_headers is not None:
+            response_headers.update({k.lower(): v for k, v in resp.getheaders()})
+        return resp.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
 
 
 def free_port() -> int:

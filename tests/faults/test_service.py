@@ -4,7 +4,6 @@ champion that failed to load is reported as such (503), not as "no version holds
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -13,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import isolated_store, read_port_file, stop_process, wait_until
+from conftest import http_json, isolated_store, read_port_file, stop_process, wait_until
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -40,13 +39,7 @@ def _serve(root: Path, uri: str, models: str, name: str) -> tuple[subprocess.Pop
 
 
 def _get(port: int, path: str) -> tuple[int, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
-    finally:
-        conn.close()
+    return http_json(port, path)
 
 
 @pytest.fixture(scope="module")

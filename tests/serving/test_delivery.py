@@ -3,7 +3,6 @@ saw, and `/items/{id}/similar` answered by the `similar` champion. Real MLflow s
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import isolated_store, read_port_file, stop_process, wait_until
+from conftest import http_json, isolated_store, read_port_file, stop_process, wait_until
 
 from recsys.cli import main
 
@@ -37,14 +36,7 @@ class Deployed:
     port: int = 0
 
     def call(self, path: str, method: str = "GET", body: object = None) -> tuple[int, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=None if body is None else json.dumps(body),
-                         headers={"Content-Type": "application/json"} if body is not None else {})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"null")
-        finally:
-            conn.close()
+        return http_json(self.port, path, method, body)
 
     def pyfunc(self, name: str = RECOMMEND):
         import mlflow

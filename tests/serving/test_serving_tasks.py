@@ -4,7 +4,6 @@ task without a champion."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
@@ -16,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import isolated_store, read_port_file, stop_process, wait_until
+from conftest import http_json, isolated_store, read_port_file, stop_process, wait_until
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` skips it
 
@@ -54,14 +53,7 @@ class Service:
     proc: subprocess.Popen
 
     def call(self, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=None if body is None else json.dumps(body),
-                         headers={"Content-Type": "application/json"} if body is not None else {})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"null")
-        finally:
-            conn.close()
+        return http_json(self.port, path, method, body)
 
 
 
