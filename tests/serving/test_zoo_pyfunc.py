@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import isolated_store
 
 from recsys.experiment import experiment_config_from_dict, run_experiment
 from recsys.tracking import MlflowTracker
@@ -32,14 +33,7 @@ DATA = {"source": "synthetic", "synthetic": {"n_users": 300, "n_items": 120, "n_
 
 
 def _tracked(tmp, name: str, task: str, models: list[dict]):
-    import mlflow
-
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mlflow.set_tracking_uri(uri)
+    with isolated_store(tmp) as uri:
         cfg = experiment_config_from_dict({"name": name, "seed": 7, "task": task, "data": DATA,
                                            "split": {"method": "temporal", "test_size": 0.2},
                                            "metrics": {"k": [10]}, "models": models})
