@@ -14,6 +14,11 @@ import pytest
 from conftest import _ProcessState, isolated_store, refused_port
 
 
+def _guarded_env() -> dict[str, str]:
+    """The variables the suite guards (MLflow's own bookkeeping, e.g. _MLFLOW_TELEMETRY_SESSION_ID, is its own)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "RECSYS_", "TZ"))}
+
+
 def _global_uri() -> str | None:
     import mlflow.tracking._tracking_service.utils as tracking_utils
 
@@ -32,7 +37,7 @@ def test_isolated_store_points_everything_at_root_and_puts_it_all_back(tmp_path:
 
     monkeypatch.setenv("MLFLOW_RUN_ID", "run-of-an-outer-mlflow-run")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "outer")
-    before = (dict(os.environ), os.getcwd(), _global_uri(), _active_experiment())
+    before = (_guarded_env(), os.getcwd(), _global_uri(), _active_experiment())
     root = tmp_path / "store"
     root.mkdir()
     with isolated_store(root) as uri:
@@ -43,7 +48,7 @@ def test_isolated_store_points_everything_at_root_and_puts_it_all_back(tmp_path:
         mlflow.set_experiment("inside")  # exports MLFLOW_EXPERIMENT_ID, sets the active experiment
         run = mlflow.start_run()
         os.environ["RECSYS_LEAK"] = "1"
-    assert (dict(os.environ), os.getcwd(), _global_uri(), _active_experiment()) == before
+    assert (_guarded_env(), os.getcwd(), _global_uri(), _active_experiment()) == before
     assert mlflow.active_run() is None
     assert MlflowClient(uri).get_run(run.info.run_id).info.status == "FINISHED"  # ended in its own store
 
@@ -65,7 +70,7 @@ def test_process_state_restores_time_zone_cwd_logger_and_guarded_env(tmp_path: P
     try:
         state.restore()
         assert (time.tzname, time.timezone) == zone
-        assert {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "RECSYS_", "TZ"))} == state.env
+        assert _guarded_env() == state.env
         assert os.getcwd() == state.cwd
         assert handler not in log.handlers and log.propagate == state.logger[2]
         assert os.environ["UNRELATED_TO_THE_SUITE"] == "kept"
