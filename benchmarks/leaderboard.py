@@ -300,7 +300,8 @@ def render(data: dict[str, Any]) -> str:
         split = block["split"]
         lines += [f"### {ds}", "",
                   f"Split `{split['method']}` test_size {split['test_size']}, validation_size "
-                  f"{split['validation_size']}; whole experiment (tuning included) "
+                  f"{split['validation_size']}; experiment wall time of the last run (tuning included; a study "
+                  "resumed from a kept storage counts only the trials run then: the tuning s column counts all) "
                   f"{block['experiment_seconds']:.0f} s, "
                   f"finished {block['finished']}, load average {block['load_before']} before, {block['load_after']} "
                   f"after; selected: **{block['selected']}** (highest NDCG@10).", "",
