@@ -209,7 +209,7 @@ def reconcile(study: optuna.Study, log: Any) -> None:
     if log is None:
         return
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-    settled = _settled(study)
+    settled = {n: st.name for n, st in states.items() if st in DONE}  # as _settled, without a second query
     from recsys.tracking.optuna_tracking import MLFLOW_PARENT_RUN_ID
 
     for run in log.running_runs(study.study_name, "trial"):
