@@ -57,15 +57,23 @@ def one_clean_line(proc: subprocess.CompletedProcess) -> None:
     assert 1 <= len(ours) <= 2, err[-3000:]
 
 
-def runs(uri: str, experiment: str = "faults") -> list[Any]:
+def _client(uri: str) -> Any:
+    """An MlflowClient on `uri`, opened the way the platform opens it: a fresh SQLite schema is created under the
+    platform's file lock. A test that polls a store a child process is still creating would otherwise race it in
+    MLflow's schema migration ("table ... already exists")."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
+    from recsys.tracking.store import check_tracking_store
+
+    check_tracking_store(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def runs(uri: str, experiment: str = "faults") -> list[Any]:
+    client = _client(uri)
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
 
 
 def model_versions(uri: str, name: str = "faults-model") -> list[Any]:
-    from mlflow.tracking import MlflowClient
-
-    return list(MlflowClient(uri, registry_uri=uri).search_model_versions(f"name='{name}'"))
+    return list(_client(uri).search_model_versions(f"name='{name}'"))
