@@ -75,14 +75,27 @@ def test_large_batch_with_planted_ties_matches_per_row_sort() -> None:
         np.testing.assert_array_equal(ids, want)
 
 
-def test_factor_scores_of_one_user_equal_that_users_row_in_a_batch() -> None:
+def test_factor_scores_are_bit_identical_whatever_the_batch_its_order_and_the_thread_count() -> None:
+    """A user's float32 scores do not depend on who is scored with it, where it sits in the batch, or how many
+    BLAS threads run: a plain float32 sgemm fails all three on OpenBLAS' Haswell kernels (AMD EPYC)."""
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(0)
-    users, items = rng.standard_normal((50, 16)).astype(np.float32), rng.standard_normal((300, 16)).astype(np.float32)
-    batch = factor_scores(users, items)
+    users = rng.standard_normal((400, 64)).astype(np.float32)
+    items = rng.standard_normal((3000, 64)).astype(np.float32)
+    with threadpool_limits(1):
+        batch = factor_scores(users, items)
     assert batch.dtype == np.float32
-    for u in (0, 17, 49):
-        np.testing.assert_array_equal(factor_scores(users[[u]], items)[0], batch[u])
-    np.testing.assert_allclose(batch, users.astype(np.float64) @ items.T.astype(np.float64), rtol=1e-4, atol=1e-5)
+    perm = rng.permutation(len(users))
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            np.testing.assert_array_equal(factor_scores(users[perm], items), batch[perm])
+            np.testing.assert_array_equal(np.vstack([factor_scores(users[i:i + 7], items)
+                                                     for i in range(0, len(users), 7)]), batch)
+            for u in (0, 17, 399):
+                np.testing.assert_array_equal(factor_scores(users[[u]], items)[0], batch[u])
+    exact = users.astype(np.float64) @ items.T.astype(np.float64)
+    np.testing.assert_array_equal(batch, exact.astype(np.float32))  # the float64 sum, rounded once
 
 
 @pytest.mark.slow
