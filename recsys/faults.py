@@ -255,13 +255,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(m.group(2).split("?")[0])
 
 
-def check_sqlite(path: Path, label: str) -> None:
-    """Cheap check before any work: the file opens, is a SQLite database, is not locked and can be written."""
+def check_sqlite(path: Path, label: str, write: bool = True) -> None:
+    """Cheap check before any work: the file opens, is a SQLite database, is not locked and can be written
+    (`write=False`: only read, e.g. a service reading a store on a read-only mount)."""
     where = f"{label} sqlite:///{path}"
     parent = path.parent
     if not parent.exists():
         raise StoreError(f"{where}: the directory {parent} does not exist; create it or choose another path")
-    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(parent, os.W_OK):
+    if write and ((path.exists() and not os.access(path, os.W_OK)) or not os.access(parent, os.W_OK)):
         raise StoreError(f"{where}: the database is read-only (the file or its directory {parent} cannot be "
                          "written, e.g. a read-only mount); make both writable or use another store")
     if not path.exists():
@@ -274,15 +275,16 @@ def check_sqlite(path: Path, label: str) -> None:
                 from None
         return
     try:
-        con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=SQLITE_TIMEOUT_S)
+        con = sqlite3.connect(f"file:{path}?mode={'rw' if write else 'ro'}", uri=True, timeout=SQLITE_TIMEOUT_S)
     except sqlite3.Error as exc:
         raise StoreError(describe(exc, {label: f"sqlite:///{path}"}) or f"{where}: {exc}") from None
     try:
         ok = con.execute("PRAGMA quick_check").fetchone()
         if not ok or ok[0] != "ok":
             raise sqlite3.DatabaseError("database disk image is malformed")
-        con.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a locked or read-only database
-        con.execute("ROLLBACK")
+        if write:
+            con.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a locked or read-only database
+            con.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise StoreError(describe(exc, {label: f"sqlite:///{path}"}) or f"{where}: {exc}") from None
     finally:

@@ -16,6 +16,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from recsys.serving.app import serve
     from recsys.serving.loader import ServeConfig
     from recsys.tracking import resolve_tracking_uri
+    from recsys.tracking.store import check_tracking_store
 
     try:
         config = ServeConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
@@ -24,6 +25,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              poll_interval=args.poll_interval, max_body_bytes=args.max_body_bytes)
     except (ValidationError, ValueError) as exc:
         raise ConfigError(f"invalid `recsys serve` options: {exc}") from exc
+    # one line and exit 2 before listening, instead of a logged traceback and a service that serves nothing
+    check_tracking_store(config.tracking_uri, create=False, write=False)
     serve(config, host=args.host, port=args.port, port_file=args.port_file)
     return 0
 
@@ -75,8 +78,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from recsys.serving.predictor import RecommendPredictor, load_predictor
     from recsys.tracking import resolve_tracking_uri
     from recsys.tracking.model_store import batch_run, fetch_model
+    from recsys.tracking.store import check_tracking_store
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    check_tracking_store(tracking_uri, create=False)  # unknown scheme, bad file, unreachable server: one line
     sink = make_sink(args.output, args.table)  # bad output is an error before any download
     with fetch_model(tracking_uri, args.model) as (ref, folder):
         predictor = load_predictor(folder)

@@ -14,8 +14,13 @@ KNOWN_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "http
                  "uc")
 
 
-def check_tracking_store(uri: str) -> None:
-    """Raise `StoreError` (one line: store, problem, fix) when `uri` cannot be used; create a fresh SQLite store."""
+def check_tracking_store(uri: str, create: bool = True, write: bool = True) -> None:
+    """Raise `StoreError` (one line: store, problem, fix) when `uri` cannot be used; create a fresh SQLite store.
+
+    `create=False` is for the commands that only read what runs registered (`recsys serve`, `recsys score`): a
+    SQLite file that does not exist is then an error naming the path, not a new empty store to serve nothing from.
+    `write=False` (the service, which only reads): a read-only SQLite store is accepted.
+    """
     scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
     if scheme and scheme not in KNOWN_SCHEMES:
         raise StoreError(f"{LABEL} {mask(uri)}: unknown URI scheme {scheme!r}; use sqlite:///path/mlflow.db, "
@@ -28,8 +33,12 @@ def check_tracking_store(uri: str) -> None:
     path = sqlite_path(uri)
     if path is None:
         return
+    if not create and not path.exists():
+        raise StoreError(f"{LABEL} {mask(uri)}: no store at {path} (the file does not exist); run `recsys run` to "
+                         "create and fill it, or pass the store that holds the model with --tracking-uri or "
+                         "$MLFLOW_TRACKING_URI")
     with file_lock(f"mlflow-schema:{path.resolve()}"):
-        check_sqlite(path, LABEL)
+        check_sqlite(path, LABEL, write=write)
         fresh = not path.exists()
         try:
             _create_schema(uri)

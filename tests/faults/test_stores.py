@@ -220,3 +220,57 @@ def test_two_runs_at_once_on_a_fresh_sqlite_store(tmp_path: Path) -> None:
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     statuses = [r.info.status for r in runs(uri)]
     assert len(statuses) == 4 and set(statuses) == {"FINISHED"}, statuses  # 2 parents + 2 model runs
+
+
+READERS = {  # the commands that only use what runs registered: they must not create a store to read nothing from
+    "serve": lambda tmp: ["serve", "--models", "faults-model", "--port", "0"],
+    "score": lambda tmp: ["score", "--model", "models:/faults-model@champion", "--output", str(tmp / "out.parquet")],
+}
+
+
+@pytest.mark.parametrize("command", sorted(READERS))
+@pytest.mark.parametrize("fault", ["missing", "missing-directory", "not-a-database", "unknown-scheme",
+                                   "unreachable-server"])
+def test_serve_and_score_refuse_an_unusable_store(tmp_path: Path, command: str, fault: str) -> None:
+    """Before listening or downloading: one line naming the store and the fix, exit 2, and nothing created
+    (no empty store, no directory, no output); before, `serve` logged a traceback and served nothing, `score`
+    hung on an unreachable server and created a fresh store for a missing file."""
+    db = tmp_path / "mlflow.db"
+    if fault == "not-a-database":
+        db.write_text("name,value\nthis is a csv file, not a database\n")
+    with refused_port() as port:
+        uri = {"missing": f"sqlite:///{db}", "missing-directory": f"sqlite:///{tmp_path / 'no' / 'such' / 'mlflow.db'}",
+               "not-a-database": f"sqlite:///{db}", "unknown-scheme": f"sqllite:///{db}",
+               "unreachable-server": f"http://127.0.0.1:{port}"}[fault]
+        before = sorted(p.name for p in tmp_path.iterdir())
+        proc = recsys(["--tracking-uri", uri, *READERS[command](tmp_path)], tmp_path, env(None), timeout=120)
+    words = {"missing": ["no store", str(db), "recsys run"], "missing-directory": ["no store", "recsys run"],
+             "not-a-database": ["not a valid sqlite database"], "unknown-scheme": ["unknown uri scheme", "sqllite"],
+             "unreachable-server": ["cannot reach", str(port)]}[fault]
+    _assert_refused(proc, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "the refused command created files"
+
+
+def test_serve_reads_a_store_on_a_read_only_mount(tmp_path: Path, template_store: Path, tmpfs) -> None:
+    """The service only reads: a store on a read-only file system is served from (`recsys run` refuses it, see
+    test_read_only_directory), and the store is not modified."""
+    from conftest import http_json, read_port_file, stop_process, wait_until
+
+    ro = tmpfs("ro-serve")
+    shutil.copy(template_store, ro / "mlflow.db")
+    subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+    before = _digest(ro / "mlflow.db")
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "--tracking-uri", f"sqlite:///{ro / 'mlflow.db'}",
+                             "serve", "--models", "faults-model", "--port", "0", "--port-file", str(port_file),
+                             "--poll-interval", "0"], cwd=tmp_path, env=env(None), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = read_port_file(port_file, "recsys serve on a read-only store", proc)
+        wait_until(lambda: http_json(port, "/models")[0] == 200, "recsys serve answering /models", proc)
+        status, body = http_json(port, "/models")
+    finally:
+        stop_process(proc)
+    assert status == 200, body
+    assert "faults-model" in str(body)  # listed, with no version holding @champion in this store
+    assert _digest(ro / "mlflow.db") == before
