@@ -60,12 +60,13 @@ def one_clean_line(proc: subprocess.CompletedProcess) -> None:
 def _client(uri: str) -> Any:
     """An MlflowClient on `uri`, opened the way the platform opens it: a fresh SQLite schema is created under the
     platform's file lock. A test that polls a store a child process is still creating would otherwise race it in
-    MLflow's schema migration ("table ... already exists")."""
+    MLflow's schema migration ("table ... already exists"). `write=False`: a poll never takes the write lock the
+    child needs."""
     from mlflow.tracking import MlflowClient
 
     from recsys.tracking.store import check_tracking_store
 
-    check_tracking_store(uri)
+    check_tracking_store(uri, write=False)
     return MlflowClient(uri, registry_uri=uri)
 
 
