@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import refused_port
+from conftest import http_json, read_port_file, refused_port, stop_process, wait_until
 
 from tests.faults.helpers import env, one_clean_line, recsys, runs, write_config
 
@@ -254,8 +254,6 @@ def test_serve_and_score_refuse_an_unusable_store(tmp_path: Path, command: str, 
 def test_serve_reads_a_store_on_a_read_only_mount(tmp_path: Path, template_store: Path, tmpfs) -> None:
     """The service only reads: a store on a read-only file system is served from (`recsys run` refuses it, see
     test_read_only_directory), and the store is not modified."""
-    from conftest import http_json, read_port_file, stop_process, wait_until
-
     ro = tmpfs("ro-serve")
     shutil.copy(template_store, ro / "mlflow.db")
     subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
