@@ -9,7 +9,7 @@ Each target mutates a few files (or only some functions of a file) and runs only
 in its own scratch copy under build/mutation/<target>/ (mutmut 3 reads its settings from the pyproject.toml of the
 folder it runs in, so each target gets its own). Results are saved as build/mutation/<target>.json and
 docs/testing.md is regenerated from all saved results: the score per target, the surviving mutants with their
-diffs, and the equivalent mutants listed in scripts/mutation_equivalent.toml with the reason each cannot be
+diffs, and the equivalent mutants listed in scripts/mutation_equivalent.toml (and scripts/mutation_equivalent/*.toml) with the reason each cannot be
 killed. The score counts killed (and timed-out) mutants over all mutants minus the listed equivalent ones.
 
 Slow (minutes per target on 2 cores): it is not part of the test suite or of .ci/run.
@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "mutation"
 DOC = REPO / "docs" / "testing.md"
 EQUIVALENT = REPO / "scripts" / "mutation_equivalent.toml"
+EQUIVALENT_DIR = REPO / "scripts" / "mutation_equivalent"  # one file per target, same format
 THRESHOLD = 0.85
 HARNESS = 2  # results of runs before 2 (mutants forked from mutmut's main process, tight timeouts): timeouts re-run
 PER_TEST_TIMEOUT = 90  # wall seconds a test may take under a mutant (~3 s alone at most, 30+ s on 2 busy cores)
@@ -273,11 +274,14 @@ def _key(mutant: dict) -> str:
 
 
 def load_equivalent() -> dict[str, str]:
-    if not EQUIVALENT.exists():
-        return {}
-    data = tomllib.loads(EQUIVALENT.read_text())
-    return {_key({"name": e["function"] + "__mutmut_0", "diff": e["diff"]}): e["reason"]
-            for e in data.get("equivalent", [])}
+    """The equivalent mutants of scripts/mutation_equivalent.toml and scripts/mutation_equivalent/*.toml."""
+    files = [EQUIVALENT] if EQUIVALENT.exists() else []
+    files += sorted(EQUIVALENT_DIR.glob("*.toml")) if EQUIVALENT_DIR.is_dir() else []
+    out: dict[str, str] = {}
+    for f in files:
+        for e in tomllib.loads(f.read_text()).get("equivalent", []):
+            out[_key({"name": e["function"] + "__mutmut_0", "diff": e["diff"]})] = e["reason"]
+    return out
 
 
 def summarise(result: dict, equivalent: dict[str, str]) -> dict:
