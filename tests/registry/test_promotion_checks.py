@@ -6,9 +6,12 @@ here, not only the verdict: the first-champion checks, the uplift edge cases, gu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from recsys.config.policy import FirstChampion, Guardrail, PolicyConfig, SignificanceConfig, UpliftRule
 from recsys.errors import PromotionError
@@ -216,3 +219,104 @@ def test_same_evaluation_data_compares_both_fingerprints_and_refuses_other_tasks
     with pytest.raises(PromotionError, match=r"champion v1 is a 'recommend' model but v2 is 'audience'; register "
                                              r"different tasks under different model names"):
         same_evaluation_data(tags, {**tags, "task": "audience"}, champion_version="1", challenger_version="2")
+
+
+# --- the decision recorded, field by field, on hand-computed numbers ---------------------------------------------
+def test_a_guardrail_drop_of_the_allowed_plus_the_float_tolerance_still_passes():
+    # the allowed drop is compared with a tolerance of 1e-12, inclusive: 0.25 + 1e-12 passes, the next float fails
+    g = Guardrail(metric="coverage", max_drop_absolute=0.25)
+    edge = 0.25 + 1e-12
+    checks, _ = compare(ev({P: 0.3, "coverage": 0.0}), ev({P: 0.2, "coverage": edge}), P, "maximize", UpliftRule(),
+                        [g], PolicyConfig())
+    assert (checks[1].passed, checks[1].threshold) == (True, 0.25) and "within the allowed 0.25" in checks[1].detail
+    checks, _ = compare(ev({P: 0.3, "coverage": 0.0}), ev({P: 0.2, "coverage": math.nextafter(edge, 1.0)}), P,
+                        "maximize", UpliftRule(), [g], PolicyConfig())
+    assert checks[1].passed is False and "exceeds the allowed 0.25" in checks[1].detail
+
+
+def _paired(n: int, gain: float, seed: int, extra: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    users = [f"u{i}" for i in range(n)]
+    base = rng.random(n)
+    noise = rng.normal(0, 0.02, n)
+    return (pd.DataFrame({"user_id": users, **(extra or {}), P: base + gain + noise}),
+            pd.DataFrame({"user_id": users, **(extra or {}), P: base}))
+
+
+def test_a_significant_gain_check_fields_and_wording():
+    mine, theirs = _paired(30, 0.05, seed=21)
+    p = float(stats.wilcoxon(mine[P], theirs[P], alternative="greater").pvalue)
+    assert p < 0.05
+    policy = PolicyConfig(significance=SignificanceConfig(alpha=0.05, min_users=20))
+    checks, sig = compare(ev({P: 0.55}, "v2", mine), ev({P: 0.5}, "v1", theirs), P, "maximize", UpliftRule(), [],
+                          policy)
+    c = checks[-1]
+    assert fields(c)[:3] == ("significance", True, P) and c.threshold == 0.05
+    assert c.challenger == pytest.approx(mine[P].mean()) and c.reference == pytest.approx(theirs[P].mean())
+    assert c.detail == f"wilcoxon p={p:.4g} < alpha 0.05 on 30 paired users"
+    assert sig["n"] == 30 and sig["p_value"] == pytest.approx(p, rel=1e-12)
+
+
+def test_exactly_min_users_pairs_are_enough_and_the_detail_gives_the_p_value():
+    mine, theirs = _paired(25, 0.05, seed=22)
+    p = float(stats.ttest_rel(mine[P], theirs[P], alternative="greater").pvalue)
+    policy = PolicyConfig(significance=SignificanceConfig(test="ttest", alpha=0.01, min_users=25,
+                                                          metric="recall_at_10"))
+    mine, theirs = mine.rename(columns={P: "recall_at_10"}), theirs.rename(columns={P: "recall_at_10"})
+    checks, _ = compare(ev({P: 0.55}, "v2", mine), ev({P: 0.5}, "v1", theirs), P, "maximize", UpliftRule(), [],
+                        policy)
+    c = checks[-1]
+    assert (c.passed, c.metric, c.threshold) == (True, "recall_at_10", 0.01)
+    assert c.detail == f"ttest p={p:.4g} < alpha 0.01 on 25 paired users"
+
+
+def test_per_user_tables_without_a_shared_key_fail_the_test_naming_user_id():
+    mine, theirs = _paired(30, 0.05, seed=23)
+    theirs = theirs.rename(columns={"user_id": "uid"})
+    policy = PolicyConfig(significance=SignificanceConfig(min_users=20))
+    checks, sig = compare(ev({P: 0.55}, "v2", mine), ev({P: 0.5}, "v1", theirs), P, "maximize", UpliftRule(), [],
+                          policy)
+    assert sig is None
+    assert fields(checks[-1]) == ("significance", False, P, None, None, None,
+                                  "\"reference per-user table lacks columns ['user_id'] (has ['uid', 'ndcg_at_10'])\"")
+
+
+def test_user_id_is_the_pairing_key_even_when_the_tables_also_carry_item_ids():
+    # each row also names an item; items repeat, users do not: paired by user_id, never by item_id
+    mine, theirs = _paired(30, 0.05, seed=24, extra={"item_id": ["i0", "i1", "i2"] * 10})
+    p = float(stats.wilcoxon(mine[P], theirs[P], alternative="greater").pvalue)
+    policy = PolicyConfig(significance=SignificanceConfig(min_users=20))
+    checks, sig = compare(ev({P: 0.55}, "v2", mine), ev({P: 0.5}, "v1", theirs.iloc[::-1]), P, "maximize",
+                          UpliftRule(), [], policy)
+    assert checks[-1].passed is True and sig["n"] == 30 and sig["p_value"] == pytest.approx(p, rel=1e-12)
+
+
+def test_first_champion_baseline_missing_without_a_reason_has_an_empty_detail():
+    checks, _ = first_champion_checks(ev({P: 0.3}), None, P, policy_fc())
+    assert [fields(c) for c in checks] == [("beats_baseline", False, P, 0.3, None, None, "")]
+
+
+def test_summarize_a_refused_challenger_records_the_uplift_reference():
+    # 0.26 vs 0.25: uplift 0.01 < the required 0.02 -> refused; a guardrail on the primary itself comes first
+    checks, sig = compare(ev({P: 0.26}, "v2"), ev({P: 0.25}, "v1"), P, "maximize", UpliftRule(absolute=0.02), [],
+                          PolicyConfig())
+    guard = Check("guardrail", True, P, 0.26, 0.4, 0.5, "a guardrail on the primary metric")
+    decision: dict = {}
+    failed = summarize(decision, [guard, *checks], sig, ev({P: 0.26}, "v2"), P)
+    assert [c.name for c in failed] == ["uplift"]
+    assert failed[0].detail == "ndcg_at_10 0.26 vs v1 0.25: uplift +0.01 (+4.00%) is below the required >= 0.02"
+    assert decision["challenger_value"] == 0.26 and decision["reference_value"] == 0.25
+    assert [c["name"] for c in decision["checks"]] == ["guardrail", "uplift"] and decision["significance"] is None
+    # a check named uplift on another metric is not the reference either
+    decision = {}
+    summarize(decision, [Check("uplift", True, "recall_at_10", 0.5, 0.1), *checks], None, ev({P: 0.26}), P)
+    assert decision["reference_value"] == 0.25
+
+
+def test_a_challenger_without_a_task_tag_is_comparable_with_a_tagged_champion():
+    tags = {"task": "recommend", "dataset_fingerprint": "d1", "split_fingerprint": "s1"}
+    untagged = {"dataset_fingerprint": "d1", "split_fingerprint": "s1"}
+    assert same_evaluation_data(tags, untagged, champion_version="1", challenger_version="2") is True
+    assert same_evaluation_data(tags, {**untagged, "split_fingerprint": "s2"}, champion_version="1",
+                                challenger_version="2") is False
+    assert same_evaluation_data(untagged, tags, champion_version="1", challenger_version="2") is True
