@@ -57,6 +57,35 @@ class ImplicitRecommender(Recommender):
         pass
 
 
+class FactorRecommender(ImplicitRecommender):
+    """An implicit model whose score is user_factors_ @ item_factors_.T (ALS, BPR).
+
+    `recommend` ranks without the dense float64 product (`ranking.factor_topk`: float32 candidates, then the
+    exact formula on them, `ranking.exact_dots`); `score` gives every item's float64 product rounded to float32
+    (`ranking.factor_scores`, one dgemm), which equals that formula except, rarely, in the last float32 bit.
+    """
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        from recsys.models.ranking import factor_scores
+
+        return factor_scores(self.user_factors_[user_idx], self.item_factors_)
+
+    def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0:
+            raise ValueError(f"k must be > 0, but got k={k}")
+        from recsys.models.ranking import factor_topk, thread_limit
+
+        user_idx = self._check_users(user_idx)
+        self._check_fitted("item_factors_")
+        exclude = self.seen_[user_idx] if exclude_seen else None
+        with thread_limit(self.num_threads):
+            return factor_topk(self.user_factors_[user_idx], self.item_factors_, k, exclude=exclude,
+                               num_threads=self.num_threads)
+
+
 def cosine_similar(vectors: np.ndarray, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1)
     norms[norms == 0] = 1.0

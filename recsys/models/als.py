@@ -6,13 +6,13 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsys.models._implicit import ImplicitRecommender, cosine_similar
+from recsys.models._implicit import FactorRecommender, cosine_similar
 from recsys.models.base import ModelConfig
 from recsys.models.catalog import register
 
 
 @register
-class ALS(ImplicitRecommender):
+class ALS(FactorRecommender):
     """Weighted matrix factorisation for implicit feedback (Hu, Koren, Volinsky 2008)."""
 
     name = "als"
@@ -58,11 +58,6 @@ class ALS(ImplicitRecommender):
         self.user_factors_ = np.asarray(est.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(est.item_factors, dtype=np.float32)
         self.estimator_ = None
-
-    def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        from recsys.models.ranking import factor_scores
-
-        return factor_scores(self.user_factors_[user_idx], self.item_factors_)
 
     def fold_in_factors(self, history: sp.csr_matrix) -> np.ndarray:
         """User factors (n, factors) of unseen users from their histories: implicit's `recalculate_user`

@@ -122,13 +122,18 @@ class Recommender(Model):
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         """Dense scores (len(user_idx), n_items) for known user indices: float32 where the model scores in
         float32 (factor models), float64 otherwise."""
+        user_idx = self._check_users(user_idx)
+        out = np.asarray(self._score(user_idx))
+        return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
+
+    def _check_users(self, user_idx: np.ndarray) -> np.ndarray:
+        """`user_idx` as int64 after checking the model is fitted and every index is a known user."""
         self._check_fitted("seen_")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
             raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), "
                              f"got {user_idx.min()}..{user_idx.max()}")
-        out = np.asarray(self._score(user_idx))
-        return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
+        return user_idx
 
     def recommend(self, user_idx: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user index, best first: arrays of shape (n, k).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from recsys.models._implicit import ImplicitRecommender, cosine_similar
+from recsys.models._implicit import FactorRecommender, cosine_similar
 from recsys.models.base import ModelConfig
 from recsys.models.catalog import register
 
 
 @register
-class BPR(ImplicitRecommender):
+class BPR(FactorRecommender):
     """Matrix factorisation trained on sampled (user, seen item, unseen item) triples with the BPR pairwise loss.
 
     After fit: `user_factors_`, `item_factors_` (implicit appends a bias column: one in user factors, the item
@@ -62,11 +62,6 @@ class BPR(ImplicitRecommender):
                             f"lower `learning_rate` or raise `regularization`")
         if not keep:
             self.estimator_ = None
-
-    def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        from recsys.models.ranking import factor_scores
-
-        return factor_scores(self.user_factors_[user_idx], self.item_factors_)
 
     def similar(self, item_idx: np.ndarray, k: int):
         if k <= 0:

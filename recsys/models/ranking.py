@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,9 @@ import scipy.sparse as sp
 _LIMIT_LOCK = threading.RLock()  # re-entrant: recommend() limits, and topk() inside it limits again
 
 
-@lru_cache(maxsize=1)
 def _controller() -> Any:
+    """A fresh controller per call: a cached one would miss the pools of libraries loaded after it (scipy's
+    OpenBLAS, torch's OpenMP), which then ran unlimited inside `thread_limit`. Building one takes ~1 ms."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -133,12 +133,94 @@ def factor_scores(user_vectors: np.ndarray, item_vectors: np.ndarray) -> np.ndar
     kernels (an AMD EPYC), 1 against 2 threads changed 1.5M of the 54M float32 scores of one 2000 x 27000 batch, and a
     user scored alone differed from its row in a batch. In float64 those paths differ by ~1e-16 relative, far below
     float32's 6e-8 rounding step, so after the one rounding the scores of a user are the same bit for bit whatever
-    the batch, the batch size (`metrics.max_batch_mb`) or `num_threads` (ties in the ranking depend on it). It costs
-    about twice sgemm's time; the evaluator's batch budget already counts 8 bytes per float64 score.
+    the batch, the batch size (`metrics.max_batch_mb`) or `num_threads`. It costs about twice sgemm's time: it is
+    `score()` of ALS and BPR; their `recommend` ranks with `factor_topk`, which needs no float64 product.
     """
     u = np.asarray(user_vectors, dtype=np.float64)
     v = np.asarray(item_vectors, dtype=np.float64)
     return (u @ v.T).astype(np.float32)
+
+
+def factor_topk(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+                num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k items per user of a factor model (score = u . v), best first, without the dense float64 product.
+
+    The scores ranked are `exact_dots`: each dot product summed left to right in float64 (the float32 x float32
+    products are exact there) and rounded once to float32 -- a fixed formula, so a user's list is the same bit for
+    bit whatever the batch or the thread count. Computing it for every item would be slow, so:
+
+    1. a float32 product (sgemm, every core) scores all items; excluded items are set to -inf;
+    2. FAISS keeps the c = k + max(k, 16) best per row;
+    3. sgemm's error against the exact formula is at most e = (d + 8) 2^-23 |u| max_j |v_j| (the textbook bound
+       d 2^-24 sum_l |u_l v_jl| for any summation order, twice over, plus the final rounding). When the c-th
+       candidate lies below the k-th by more than 2e, no other item can reach the top k, so only the c
+       candidates are re-scored exactly; the other rows (near-ties across the whole cut) are re-scored in full.
+    4. the exact scores are ordered by (score desc, item index asc) and cut at k.
+
+    exclude: (n, m) CSR of items never recommended (the users' training items).
+    Returns (indices (n, k) int64, scores (n, k) float32); rows with fewer than k allowed items are padded with
+    index -1 and score -inf.
+    """
+    u32 = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    v32 = np.ascontiguousarray(item_vectors, dtype=np.float32)
+    n, m, d = u32.shape[0], v32.shape[0], u32.shape[1]
+    k = min(k, m)
+    if k <= 0 or n == 0:
+        return np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
+    exclude = sp.csr_matrix(exclude) if exclude is not None else None
+    c = min(m, k + max(k, 16))
+    with thread_limit(num_threads):
+        approx = u32 @ v32.T
+        if exclude is not None:
+            exclude_inplace(approx, exclude)
+        cval, cand = _select(approx, c)
+    del approx
+    u64 = u32.astype(np.float64)
+    vt64 = np.ascontiguousarray(v32.T, dtype=np.float64)  # (d, m): one item coordinate per row, for gathers
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = (d + 8) * 2.0 ** -23 * np.linalg.norm(u64, axis=1) * float(np.sqrt((vt64 ** 2).sum(axis=0)).max())
+        srt = -np.sort(-cval.astype(np.float64), axis=1)
+        decided = (cand.min(axis=1) < 0) | (srt[:, c - 1] < srt[:, k - 1] - 2.0 * err) | (c == m)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    val = np.full((n, k), -np.inf, dtype=np.float32)
+    rows = np.flatnonzero(decided)
+    for lo in range(0, len(rows), 4096):
+        r = rows[lo:lo + 4096]
+        ids = cand[r]
+        sc = exact_dots(u64[r], vt64, np.maximum(ids, 0))
+        sc[ids < 0] = -np.inf
+        idx[r], val[r] = _take_best(ids, sc, k)
+    rest = np.flatnonzero(~decided)
+    step = max(1, (64 << 20) // (8 * m))  # full rows: about 64 MB of float64 at a time
+    for lo in range(0, len(rest), step):
+        r = rest[lo:lo + step]
+        ids = np.broadcast_to(np.arange(m, dtype=np.int64), (len(r), m))
+        sc = exact_dots(u64[r], vt64, ids)
+        if exclude is not None:
+            exclude_inplace(sc, exclude[r])
+        idx[r], val[r] = _take_best(ids, sc, k)
+    return idx, val
+
+
+def exact_dots(u: np.ndarray, vt: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """float32 of sum_l u[r, l] * vt[l, ids[r, j]], summed left to right in float64: (r, d) x (d, m) -> (r, j).
+
+    numpy's elementwise multiply and add round each operation once (no FMA, no reordering), so the result is a
+    fixed function of the inputs: the same on every machine, batch and thread count."""
+    acc = np.zeros(ids.shape, dtype=np.float64)
+    for col in range(u.shape[1]):
+        acc += u[:, col, None] * vt[col][ids]
+    return acc.astype(np.float32)
+
+
+def _take_best(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of each row by (score desc, index asc); -inf and NaN never chosen (padding -1, -inf)."""
+    ok = ~np.isnan(scores) & (scores != -np.inf)
+    key_val = np.where(ok, scores, -np.inf)
+    order = np.lexsort((np.where(ok, ids, np.iinfo(np.int64).max), -key_val), axis=1)[:, :k]
+    best_ids = np.take_along_axis(np.where(ok, ids, -1), order, axis=1)
+    best = np.take_along_axis(key_val, order, axis=1).astype(np.float32)
+    return best_ids, best
 
 
 def static_order(values: np.ndarray) -> np.ndarray:

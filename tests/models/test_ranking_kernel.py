@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.experiment import run_experiment
-from recsys.models.ranking import factor_scores, topk
+from recsys.models import ranking
+from recsys.models.ranking import factor_scores, factor_topk, topk
 
 
 def oracle(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[list[list[int]], list[list]]:
@@ -200,3 +201,128 @@ def test_concurrent_limited_rankings_leave_the_thread_pools_as_they_were() -> No
         results = list(pool.map(lambda _: topk(scores.copy(), 5, num_threads=1)[0], range(40)))
     assert all(np.array_equal(r, want) for r in results)
     assert (blas_threads(), faiss.omp_get_max_threads()) == before
+
+
+def factor_oracle(u: np.ndarray, v: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[list, list]:
+    """The documented formula by hand: Python floats (float64) summed left to right, rounded once to float32,
+    then every allowed item sorted by (score desc, index asc)."""
+    ids, vals = [], []
+    for r in range(u.shape[0]):
+        banned = set(exclude[r].indices.tolist()) if exclude is not None else set()
+        row = []
+        for j in range(v.shape[0]):
+            if j in banned:
+                continue
+            acc = 0.0
+            for a, b in zip(u[r].tolist(), v[j].tolist()):
+                acc += a * b
+            row.append((-float(np.float32(acc)), j))
+        row.sort()
+        width = min(k, v.shape[0])
+        ids.append([j for _, j in row[:k]] + [-1] * (width - len(row[:k])))
+        vals.append([-x for x, _ in row[:k]] + [-np.inf] * (width - len(row[:k])))
+    return ids, vals
+
+
+def _factors(seed: int, n: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian factors with planted ties: a block of identical item vectors (exact ties across the cut, which
+    the candidate check cannot settle: those rows take the full exact pass) and users that score near zero."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(n, d)).astype(np.float32)
+    v = rng.normal(size=(m, d)).astype(np.float32)
+    v[m // 3: m // 3 + 60] = v[m // 3]  # 60 copies: more tied items than the k + max(k, 16) candidates
+    u[: n // 4] = 1e-3 * u[: n // 4]
+    u[n // 4] = v[m // 3] * 10  # this user's best items are the 60 copies
+    return u, v
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_factor_topk_equals_the_exact_ranking_of_the_rounded_float64_scores(seed, monkeypatch) -> None:
+    n, m, d = 30, 150, 8
+    u, v = _factors(seed, n, m, d)
+    exclude = sp.random(n, m, density=0.1, format="csr", random_state=seed)
+    widths = []
+    real = ranking.exact_dots
+    monkeypatch.setattr(ranking, "exact_dots", lambda a, b, ids: widths.append(ids.shape[1]) or real(a, b, ids))
+    for k in (1, 5, 20, m):
+        want_ids, want_vals = factor_oracle(u, v, k, exclude)
+        ids, vals = factor_topk(u, v, k, exclude=exclude)
+        assert ids.tolist() == want_ids
+        assert vals.tolist() == want_vals
+        assert vals.dtype == np.float32
+    assert m in widths and any(w < m for w in widths)  # both the candidate pass and the full pass ran
+
+
+def test_factor_topk_is_the_same_whatever_the_batch_and_the_thread_count() -> None:
+    u, v = _factors(7, 300, 2000, 32)
+    exclude = sp.random(300, 2000, density=0.05, format="csr", random_state=7)
+    want = factor_topk(u, v, 10, exclude=exclude, num_threads=1)
+    for threads in (2, 0):
+        got = factor_topk(u, v, 10, exclude=exclude, num_threads=threads)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    order = np.random.default_rng(1).permutation(300)
+    for part in np.array_split(order, 7):
+        got = factor_topk(u[part], v, 10, exclude=exclude[part])
+        np.testing.assert_array_equal(got[0], want[0][part])
+        np.testing.assert_array_equal(got[1], want[1][part])
+
+
+def test_factor_topk_pads_rows_with_fewer_unexcluded_items_than_k() -> None:
+    u, v = _factors(3, 4, 6, 3)
+    exclude = sp.csr_matrix(np.array([[1, 1, 1, 1, 0, 0], [1] * 6, [0] * 6, [0, 1, 0, 1, 0, 1]]))
+    ids, vals = factor_topk(u, v, 4, exclude=exclude)
+    want_ids, want_vals = factor_oracle(u, v, 4, exclude)
+    assert ids.tolist() == want_ids and vals.tolist() == want_vals
+    assert ids[0, 2:].tolist() == [-1, -1] and ids[1].tolist() == [-1] * 4
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_factor_models_recommend_the_exact_ranking_of_their_factors_without_training_items(name) -> None:
+    from recsys.models.catalog import create
+    from recsys.testing import checkerboard
+
+    train, _ = checkerboard(n_users=30, n_items=24, n_groups=3)
+    model = create(name, {"factors": 6, "iterations": 3}).fit(train)
+    users = np.arange(model.seen_.shape[0])
+    ids, vals = model.recommend(users, k=7)
+    want_ids, want_vals = factor_oracle(model.user_factors_, model.item_factors_, 7, model.seen_)
+    assert ids.tolist() == want_ids and vals.tolist() == want_vals
+    ids, _ = model.recommend(users, k=7, exclude_seen=False)
+    assert ids.tolist() == factor_oracle(model.user_factors_, model.item_factors_, 7, None)[0]
+
+
+def test_thread_limit_covers_pools_of_libraries_loaded_after_its_first_use() -> None:
+    import os
+    import subprocess
+    import sys
+
+    # scipy.linalg loads its own OpenBLAS after the first `thread_limit`: the limit must reach it too
+    code = ("import numpy\n"
+            "from recsys.models.ranking import thread_limit\n"
+            "with thread_limit(1): pass\n"
+            "import scipy.linalg\n"
+            "from threadpoolctl import threadpool_info\n"
+            "with thread_limit(1):\n"
+            "    print(sorted({(p['filepath'], p['num_threads']) for p in threadpool_info()\n"
+            "                  if p['user_api'] == 'blas'}))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         timeout=300)
+    pools = eval(out.stdout)  # noqa: S307 - our own child's repr of a list of tuples
+    assert any("scipy_openblas-" in path for path, _ in pools)  # the late pool is there
+    assert {threads for _, threads in pools} == {1}
+
+
+def test_factor_topk_is_exact_where_float32_rounding_errors_exceed_the_gaps_between_scores() -> None:
+    # items = one large shared vector + tiny differences: the float32 product's rounding errors (~1e-2) are larger
+    # than the gaps between the exact scores (~1e-3), so its candidates miss some of the exact top 5
+    rng = np.random.default_rng(0)
+    n, m, d = 8, 300, 256
+    u = rng.normal(size=(n, d)).astype(np.float32)
+    v = (rng.normal(scale=1000, size=d)[None, :] + rng.normal(scale=2e-4, size=(m, d))).astype(np.float32)
+    approx_best = np.argsort(-(u @ v.T), axis=1, kind="stable")[:, :21]
+    want_ids, want_vals = factor_oracle(u, v, 5, None)
+    assert any(set(want_ids[r]) - set(approx_best[r].tolist()) for r in range(n))  # the trap is set
+    ids, vals = factor_topk(u, v, 5)
+    assert ids.tolist() == want_ids and vals.tolist() == want_vals
