@@ -1,6 +1,7 @@
-"""The ranking kernel (recsys.models.ranking.topk) against a brute-force oracle, and thread-count invariance.
+"""The ranking kernels (recsys.models.ranking.topk, topk_static) against brute-force oracles, and thread-count
+invariance.
 
-The oracle sorts each whole row by (score desc, index asc) with Python's own sort: no code of the kernel.
+The oracles sort each whole row by (score desc, index asc) with Python's own sort: no code of the kernels.
 Scores are drawn from a handful of values so ties are everywhere, including across the K-th position.
 """
 
@@ -12,7 +13,7 @@ import scipy.sparse as sp
 
 from recsys.experiment import run_experiment
 from recsys.models import ranking
-from recsys.models.ranking import factor_scores, factor_topk, topk
+from recsys.models.ranking import factor_scores, factor_topk, topk, topk_static
 
 
 def oracle(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[list[list[int]], list[list]]:
@@ -36,6 +37,7 @@ def test_tied_scores_match_the_oracle_for_every_thread_count(dtype, seed) -> Non
     scores = rng.integers(0, 4, size=(n, m)).astype(dtype)  # four values: ties across rank K in most rows
     scores[rng.random((n, m)) < 0.1] = -np.inf
     scores[rng.random((n, m)) < 0.05] = np.nan
+    scores[rng.random((n, m)) < 0.05] = np.inf  # an infinite score above a tie at rank K: the tie is still repaired
     exclude = sp.random(n, m, density=0.2, format="csr", random_state=seed)
     for k in (1, 3, 10, m, m + 5):
         want_ids, want_vals = oracle(scores, k, exclude)
@@ -56,6 +58,24 @@ def test_float64_near_ties_are_ranked_by_their_float64_values() -> None:
     assert vals.tolist() == [[0.9, base + 2e-12, base + 1e-12, base + 1e-12]]
 
 
+def test_an_infinite_score_above_a_float32_tie_at_rank_k_leaves_the_tie_ranked_in_float64() -> None:
+    # k = 2: rank 1 is +inf, ranks 2 and 3 share one float32 value; the best float64 of the tie comes last
+    row = np.array([[np.inf, 0.3, 0.3 + 1e-12, 0.3 + 2e-12]])
+    ids, vals = topk(row.copy(), 2)
+    assert ids.tolist() == [[0, 3]]
+    assert vals.tolist() == [[np.inf, 0.3 + 2e-12]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_k_zero_and_no_rows_give_empty_results_in_the_input_dtype(dtype) -> None:
+    ids, vals = topk(np.ones((3, 4), dtype=dtype), 0)
+    assert ids.shape == vals.shape == (3, 0)
+    assert ids.dtype == np.int64 and vals.dtype == dtype
+    ids, vals = topk(np.ones((0, 4), dtype=dtype), 2)
+    assert len(ids) == len(vals) == 0
+    assert ids.dtype == np.int64 and vals.dtype == dtype
+
+
 def test_rows_with_fewer_candidates_than_k_are_padded() -> None:
     scores = np.array([[1.0, -np.inf, 2.0], [-np.inf, -np.inf, -np.inf]], dtype=np.float32)
     ids, vals = topk(scores, 3, exclude=sp.csr_matrix(np.array([[0, 0, 1], [0, 0, 0]])))
@@ -74,6 +94,66 @@ def test_large_batch_with_planted_ties_matches_per_row_sort() -> None:
     for t in (1, 2):
         ids, _ = topk(scores.copy(), 10, num_threads=t)
         np.testing.assert_array_equal(ids, want)
+
+
+def static_oracle(values: list[float], seen: list[list[int]], k: int) -> tuple[list[list[int]], list[list[float]]]:
+    ranked = sorted(range(len(values)), key=lambda j: (-values[j], j))
+    width = min(k, len(values))
+    ids, vals = [], []
+    for row in seen:
+        kept = [j for j in ranked if j not in set(row)][:width]
+        ids.append(kept + [-1] * (width - len(kept)))
+        vals.append([values[j] for j in kept] + [-np.inf] * (width - len(kept)))
+    return ids, vals
+
+
+def csr_as_given(seen: list[list[int]], m: int) -> sp.csr_matrix:
+    """The rows' items stored in the order given, repeats kept (a non-canonical CSR when there are any)."""
+    indptr = np.cumsum([0] + [len(r) for r in seen])
+    indices = np.array([j for r in seen for j in r], dtype=np.int32)
+    return sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(seen), m))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_topk_static_matches_the_oracle_for_every_seen_pattern(seed) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        m = int(rng.integers(1, 12))
+        values = rng.integers(0, 4, size=m).astype(np.float64)  # ties everywhere
+        order = np.array(sorted(range(m), key=lambda j: (-values[j], j)), dtype=np.int64)
+        n = int(rng.integers(0, 6))
+        seen = [rng.choice(m, size=int(rng.integers(0, m + 1)), replace=True).tolist()  # repeats, any order
+                for _ in range(n)]
+        if n >= 2 and rng.random() < 0.5:  # a row with nothing seen, then one that saw the best item
+            seen[0], seen[1] = [], [int(order[0])]
+        exclude = csr_as_given(seen, m)
+        for k in (1, m - 1, m, m + 3):
+            want_ids, want_vals = static_oracle(values.tolist(), seen, k)
+            ids, vals = topk_static(order, values, k, exclude)
+            assert ids.dtype == np.int64
+            assert ids.tolist() == want_ids and vals.tolist() == want_vals
+
+
+def test_topk_static_with_one_seen_item_or_none() -> None:
+    values = np.array([3.0, 1.0, 2.0, 2.0])
+    order = np.array([0, 2, 3, 1])
+    one = sp.csr_matrix(([1.0], ([0], [2])), shape=(2, 4))  # user 0 saw item 2; user 1 nothing
+    ids, vals = topk_static(order, values, 3, one)
+    assert ids.tolist() == [[0, 3, 1], [0, 2, 3]]
+    assert vals.tolist() == [[3.0, 2.0, 1.0], [3.0, 2.0, 2.0]]
+    for exclude in (None, sp.csr_matrix((1, 4))):
+        ids, vals = topk_static(order, values, 5, exclude)
+        assert ids.tolist() == [[0, 2, 3, 1]] and vals.tolist() == [[3.0, 2.0, 2.0, 1.0]]
+
+
+def test_topk_static_counts_a_repeated_seen_item_once() -> None:
+    values = np.array([4.0, 3.0, 2.0, 1.0])
+    exclude = csr_as_given([[1, 0, 1, 1], [3, 3]], 4)  # unsorted, with repeats: not canonical
+    assert not exclude.has_canonical_format
+    ids, vals = topk_static(np.arange(4), values, 3, exclude)
+    assert ids.tolist() == [[2, 3, -1], [0, 1, 2]]
+    assert vals.tolist() == [[2.0, 1.0, -np.inf], [4.0, 3.0, 2.0]]
+    assert exclude.indices.tolist() == [1, 0, 1, 1, 3, 3]  # the caller's matrix is left as it was
 
 
 def test_factor_scores_are_bit_identical_whatever_the_batch_its_order_and_the_thread_count() -> None:
