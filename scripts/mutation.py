@@ -9,8 +9,9 @@ Each target mutates a few files (or only some functions of a file) and runs only
 in its own scratch copy under build/mutation/<target>/ (mutmut 3 reads its settings from the pyproject.toml of the
 folder it runs in, so each target gets its own). Results are saved as build/mutation/<target>.json and
 docs/testing.md is regenerated from all saved results: the score per target, the surviving mutants with their
-diffs, and the equivalent mutants listed in scripts/mutation_equivalent.toml (and scripts/mutation_equivalent/*.toml) with the reason each cannot be
-killed. The score counts killed (and timed-out) mutants over all mutants minus the listed equivalent ones.
+diffs, and the equivalent mutants listed in scripts/mutation_equivalent.toml (and scripts/mutation_equivalent/*.toml)
+with the reason each cannot be killed. The score counts killed (and timed-out) mutants over all mutants minus
+the listed equivalent ones.
 
 Slow (minutes per target on 2 cores): it is not part of the test suite or of .ci/run.
 """
@@ -56,7 +57,8 @@ TARGETS = [
     Target("metrics", "ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate, novelty, diversity, coverage)",
            ["recsys/evaluation/metrics.py"], ["tests/evaluation/test_metrics.py"]),
     Target("ranking", "ranking kernel: top-K with exact ties, seen mask, cold-start fallback, popularity",
-           ["recsys/models/base.py", "recsys/models/baselines.py", "recsys/models/ranking.py"],
+           ["recsys/models/base.py", "recsys/models/baselines.py", "recsys/models/ranking.py",
+            "recsys/models/_implicit.py"],
            ["tests/evaluation/test_recommend_evaluator.py", "tests/evaluation/test_ranking_oracles.py",
             "tests/evaluation/test_ranking_edges.py", "tests/models/test_ranking_kernel.py",
             "tests/models/test_recommend_base.py", "tests/evaluation/test_metrics.py::test_topk_breaks_ties_by_index",
@@ -67,7 +69,11 @@ TARGETS = [
             "recsys.models.baselines.xǁPopularityRecommenderǁ_order*",
             "recsys.models.baselines.xǁPopularityRecommenderǁrecommend__*",
             "recsys.models.ranking.x_topk*", "recsys.models.ranking.x__select*", "recsys.models.ranking.x__repair*",
-            "recsys.models.ranking.x_exclude_inplace*", "recsys.models.ranking.x_static_order*"],
+            "recsys.models.ranking.x_exclude_inplace*", "recsys.models.ranking.x_static_order*",
+            "recsys.models.ranking.x_factor_topk*", "recsys.models.ranking.x_exact_dots*",
+            "recsys.models.ranking.x__take_best*", "recsys.models.ranking.x__heap_safe*",
+            "recsys.models.base.xǁRecommenderǁ_check_users*",
+            "recsys.models._implicit.xǁFactorRecommenderǁrecommend*"],
            deselect=["tests/models/test_ranking_kernel.py::"
                      "test_importing_the_implicit_models_limits_no_thread_pool_process_wide"]),
     Target("evaluator", "the evaluator: target building (seen items, unknown users/items), batches, list table",
@@ -105,7 +111,8 @@ TARGETS = [
             "recsys.evaluation.statistics.x_ttest*", "recsys.evaluation.statistics.x_paired_p_value*",
             "recsys.evaluation.statistics.x_holm*", "recsys.evaluation.statistics.x_cohens_d*",
             "recsys.evaluation.statistics.x_t_interval*", "recsys.evaluation.statistics.x__check_alternative*"]),
-    Target("tuning_selection", "tuning selection: best trial / Pareto pick by rule, refit only if it beats the defaults",
+    Target("tuning_selection",
+           "tuning selection: best trial / Pareto pick by rule, refit only if it beats the defaults",
            ["recsys/tuning/report.py", "recsys/tuning/tuner.py"],
            ["tests/tuning/test_select_trial.py", "tests/tuning/test_tuning_selection.py::test_beats_rule"],
            ["recsys.tuning.report.x_select_trial*", "recsys.tuning.tuner.x_beats*"]),

@@ -52,8 +52,37 @@ def exclude_inplace(scores: np.ndarray, exclude: sp.csr_matrix) -> None:
     scores[rows, exclude.indices] = -np.inf
 
 
+_FMAX = float(np.finfo(np.float32).max)
+_LOWEST = float(np.nextafter(np.float32(-_FMAX), np.float32(0)))  # the lowest value FAISS' heap admits
+
+
+def _heap_safe(s32: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """`s32` (float32 of `scores`) with every allowed score mapped to a value FAISS' heap ranks.
+
+    The heap marks an empty slot with -FLT_MAX and never admits that value, and float64 scores beyond float32's
+    range became +-inf in the cast (-inf means "never chosen"). Those entries move to the nearest admitted value
+    (_LOWEST, or FLT_MAX): the order is kept (not strictly), and the float64 re-ranking of the ties at rank K
+    (`_repair`) puts such items back in their exact order. A copy is made only when something moves."""
+    low = s32 == -_FMAX
+    over = None
+    if scores.dtype != np.float32:
+        inf = np.isinf(s32)
+        if inf.any():
+            over = inf & np.isfinite(scores)
+    if not low.any() and (over is None or not over.any()):
+        return s32
+    if np.shares_memory(s32, scores):
+        s32 = s32.copy()
+    s32[low] = _LOWEST
+    if over is not None:
+        s32[over & (s32 > 0)] = _FMAX
+        s32[over & (s32 < 0)] = _LOWEST
+    return s32
+
+
 def _select(scores32: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS min-heap top-k per row (values float32, ids int64); -inf/NaN never chosen (padding: -1, -inf)."""
+    """FAISS min-heap top-k per row (values float32, ids int64); -inf, -FLT_MAX and NaN are never chosen (an
+    empty slot is id -1, value -FLT_MAX): pass scores through `_heap_safe` first."""
     import faiss
 
     n = scores32.shape[0]
@@ -85,7 +114,8 @@ def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
         return np.empty((n, 0), np.int64), np.empty((n, 0), scores.dtype)
     if exclude is not None:
         exclude_inplace(scores, sp.csr_matrix(exclude))
-    s32 = np.ascontiguousarray(scores, dtype=np.float32)  # NaN never enters a heap (every comparison is false)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range: +-inf here, moved back by _heap_safe
+        s32 = _heap_safe(np.ascontiguousarray(scores, dtype=np.float32), scores)  # NaN never enters a heap
     kk = k + 1 if k < m else k
     with thread_limit(num_threads):
         v32, idx = _select(s32, kk)
@@ -96,8 +126,9 @@ def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
     idx, val = np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
     v32 = np.take_along_axis(v32, order, axis=1)  # float32 values in the same order (non-increasing)
     if kk > k:
-        # exact when the K-th and (K+1)-th float32 values differ; otherwise re-rank that row's float32 tie at K
-        bad = np.flatnonzero((v32[:, k - 1] == v32[:, k]) & np.isfinite(v32[:, k - 1]))
+        # exact when the K-th and (K+1)-th float32 values differ (or the (K+1)-th slot is empty: every allowed
+        # item was selected); otherwise re-rank that row's float32 tie at K, +inf ties included
+        bad = np.flatnonzero((v32[:, k - 1] == v32[:, k]) & (idx[:, k] >= 0))
         idx, val = idx[:, :k].copy(), val[:, :k].copy()
         if len(bad):
             _repair(scores, s32, idx, val, v32, bad, k)
@@ -173,7 +204,7 @@ def factor_topk(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int, excl
         approx = u32 @ v32.T
         if exclude is not None:
             exclude_inplace(approx, exclude)
-        cval, cand = _select(approx, c)
+        cval, cand = _select(_heap_safe(approx, approx), c)
     del approx
     u64 = u32.astype(np.float64)
     vt64 = np.ascontiguousarray(v32.T, dtype=np.float64)  # (d, m): one item coordinate per row, for gathers

@@ -406,3 +406,31 @@ def test_factor_topk_is_exact_where_float32_rounding_errors_exceed_the_gaps_betw
     assert any(set(want_ids[r]) - set(approx_best[r].tolist()) for r in range(n))  # the trap is set
     ids, vals = factor_topk(u, v, 5)
     assert ids.tolist() == want_ids and vals.tolist() == want_vals
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_lowest_float32_value_is_a_score_like_any_other(dtype) -> None:
+    # FAISS' heap marks empty slots with -FLT_MAX: a real score of -FLT_MAX must still be ranked (before -inf)
+    low = -np.finfo(np.float32).max
+    for row, k in (([low, 1.0, -np.inf], 3), ([low, 1.0, -np.inf, -np.inf], 3), ([low, low, 2.0, low], 2),
+                   ([low, -np.inf, low, 5.0, low], 5)):
+        scores = np.array([row], dtype=dtype)
+        ids, vals = topk(scores.copy(), k)
+        want_ids, want_vals = oracle(scores, k)
+        assert ids.tolist() == want_ids and vals.tolist() == want_vals
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_float64_scores_beyond_the_float32_range_are_ranked_by_their_values(seed, recwarn) -> None:
+    rng = np.random.default_rng(seed)
+    pool = np.array([1e300, 2e300, 3e300, -1e300, -2e300, 1e39, -1e39, 3.4028234663852886e38,
+                     -3.4028234663852886e38, 0.0, 1.0, -1.0, np.inf, -np.inf, np.nan])
+    scores = rng.choice(pool, size=(30, 12))
+    exclude = sp.random(30, 12, density=0.15, format="csr", random_state=seed)
+    for k in (1, 2, 5, 12):
+        want_ids, want_vals = oracle(scores, k, exclude)
+        ids, vals = topk(scores.copy(), k, exclude=exclude)
+        assert ids.tolist() == want_ids and vals.tolist() == want_vals
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no "overflow in cast"
+    assert topk(np.array([[1e300, 2e300, 3e300, 1.0]]), 1)[0].tolist() == [[2]]
+    assert topk(np.array([[-1e300, 0.0, 1.0]]), 3)[0].tolist() == [[2, 1, 0]]
