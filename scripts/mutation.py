@@ -96,7 +96,7 @@ TARGETS = [
            ["recsys/data/validation.py", "recsys/data/timestamps.py"],
            ["tests/data/test_validation.py", "tests/data/test_timestamps.py", "tests/data/test_options.py",
             "tests/data/test_validation_oracles.py", "tests/data/test_timestamps_edges.py",
-            "tests/data/test_validation_messages.py"],
+            "tests/data/test_validation_messages.py", "tests/data/test_row_keys_oracles.py"],
            deselect=["tests/data/test_options.py::test_real_cli_process_exits_2_with_one_error_line"]),
     Target("promotion", "the promotion decision: uplift, guardrails, significance gate, first-champion checks",
            ["recsys/evaluation/promotion.py"],

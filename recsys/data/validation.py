@@ -97,8 +97,9 @@ def _sortable(col: pd.Series) -> bool:
 
 
 def _codes(col: pd.Series, sort: bool) -> np.ndarray:
-    """Integer codes of a column's values (in value order with `sort`); integers are their own codes."""
-    if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
+    """Integer codes of a column's values (in value order with `sort`); signed integers are their own codes
+    (unsigned ones are factorized: a uint64 beyond int64 would wrap to a negative code)."""
+    if pd.api.types.is_signed_integer_dtype(col.dtype) and not col.hasnans:
         return col.to_numpy(np.int64)
     return pd.factorize(col, sort=sort, use_na_sentinel=False)[0]
 
@@ -106,8 +107,10 @@ def _codes(col: pd.Series, sort: bool) -> np.ndarray:
 def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """`df.sort_values(keys, kind="stable").reset_index(drop=True)` by one stable argsort of the keys' codes packed
     into one int64 (numpy's radix/timsort; pandas factorizes the integer keys too, with a hash table as large as
-    the column), or `np.lexsort` over the codes where they do not fit one int64."""
-    if not all(_sortable(df[k]) and not df[k].hasnans for k in keys):
+    the column), or `np.lexsort` over the codes where they do not fit one int64. Missing values come last, as in
+    sort_values; an object key mixing numbers and text is ordered numbers first, alone as among several keys
+    (sort_values orders it so only among several)."""
+    if not all(_sortable(df[k]) for k in keys):
         return df.sort_values(keys, kind="stable").reset_index(drop=True)
     codes = [_codes(df[k], sort=True) for k in keys]
     packed = _pack(codes)
