@@ -155,3 +155,51 @@ def test_empty_part_errors_name_the_knob_of_each_method() -> None:
     with pytest.raises(DataError,
                        match=r"empty train part \(0 train, 4 validation rows\); change split.validation_size$"):
         validation_split(base, SplitConfig(method="temporal", validation_size=0.5))
+
+
+def test_test_size_argument_overrides_the_configured_share_for_every_method() -> None:
+    # the validation carve-out passes its own share: cfg.test_size (0.2) must not be used
+    df = table([(f"u{o % 2}", f"i{o}", T0 + o) for o in range(10)])
+    temporal = split_interactions(df, SplitConfig(method="temporal", test_size=0.2), test_size=0.5)
+    assert stamps(temporal.test) == [5, 6, 7, 8, 9]  # cutoff index floor(10 * 0.5) = 5
+    last = split_interactions(df, SplitConfig(method="leave_last", test_size=0.2), test_size=0.5)
+    assert stamps(last.test) == [6, 7, 8, 9]  # floor(5 * 0.5) = 2 latest of each user (u0: 6, 8; u1: 7, 9)
+    assert last.audit["test_size"] == 0.5
+    big = table([(f"u{j % 7}", f"i{j}", T0 + j) for j in range(2000)])
+    rand = split_interactions(big, SplitConfig(method="random", test_size=0.2), test_size=0.6)
+    assert abs(len(rand.test) / 2000 - 0.6) < 0.05 and rand.audit["test_size"] == 0.6  # binomial sd 0.011
+
+
+def test_a_share_too_small_for_one_row_still_holds_out_the_latest_instant() -> None:
+    # 1 - 1e-17 == 1.0 in floating point: the cutoff index floor(10 * 1.0) = 10 is past the end, clamped to 9
+    df = table([(f"u{o}", f"i{o}", T0 + o) for o in range(10)])
+    split = split_interactions(df, SplitConfig(method="temporal", test_size=1e-17))
+    assert stamps(split.test) == [9] and split.audit["cutoff"] == T0 + 9
+
+
+def test_a_cutoff_that_is_not_a_date_is_an_error_naming_split_cutoff() -> None:
+    df = table([(f"u{o}", f"i{o}", T0 + o) for o in range(5)])
+    with pytest.raises(DataError) as e:
+        split_interactions(df, SplitConfig(method="temporal", cutoff="not a date"))
+    assert str(e.value) == ("split.cutoff, column 'split.cutoff': 1 value(s) cannot be parsed as a date/time "
+                            "(e.g. 'not a date'); fix the file or set split.cutoff")
+
+
+def test_fingerprint_is_of_which_rows_are_train_and_which_test_not_their_order() -> None:
+    from recsys.data.split import Split
+
+    rows = [("a", "x", T0 + 1), ("a", "y", T0 + 2), ("b", "x", T0 + 3), ("b", "z", T0 + 4), ("c", "y", T0 + 5)]
+    train, test = table(rows[:3]), table(rows[3:])
+
+    def fp(tr: pd.DataFrame, te: pd.DataFrame) -> str:
+        return Split(train=tr, test=te, method="temporal").fingerprint()
+
+    base = fp(train, test)
+    assert fp(train.iloc[::-1], test.iloc[::-1]) == base  # row order within a part does not matter
+    assert fp(train.set_axis([7, 8, 9]), test) == base  # nor the index
+    assert fp(test, train) != base  # which side a row is on does
+    assert fp(table(rows[:2]), table(rows[2:])) != base  # one row moved from train to test
+    assert fp(table(rows[:4]), table(rows[4:])) != base  # one row moved from test to train
+    assert fp(pd.concat([train, train.iloc[:1]]), test) != base  # a duplicated row
+    assert fp(train.assign(timestamp=train["timestamp"] + 1), test) != base  # another instant
+    assert fp(train.assign(weight=5.0, event="buy"), test) == base  # only user, item and time are hashed

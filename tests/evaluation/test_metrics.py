@@ -122,6 +122,26 @@ def test_accuracy_matches_reference(seed: int, unknown_relevant: bool) -> None:
             close(ours[f"{name}_at_{k}"], ref[name])
 
 
+@pytest.mark.parametrize("n_users", [1, 7, 300, 2000])
+def test_users_without_relevant_items_score_exactly_zero_ndcg_and_map(n_users: int) -> None:
+    # |rel| = 0 (e.g. a search query whose relevant items are all unknown): NDCG's ideal DCG and MAP's
+    # denominator are 0, and the guarded divisions must give 0, not whatever memory held; batches of a few
+    # hundred rows and more, as the evaluator sends, with the first rows among them
+    rng = np.random.default_rng(n_users)
+    n_rel = rng.integers(0, 4, n_users)
+    n_rel[: min(3, n_users)] = 0
+    hits = (rng.random((n_users, 10)) < 0.3) & (np.arange(10) < n_rel[:, None])  # hits only where items exist
+    with np.errstate(divide="ignore", invalid="ignore"):  # recall of a |rel| = 0 user is 0 / 0
+        out = M.accuracy_metrics(hits, n_rel, [1, 5, 10])
+    none = n_rel == 0
+    for k in (1, 5, 10):
+        assert_array_equal(out[f"ndcg_at_{k}"][none], 0.0)
+        assert_array_equal(out[f"map_at_{k}"][none], 0.0)
+        for u in np.flatnonzero(~none)[:50]:  # the others by the textbook formula
+            dcg = sum(1.0 / math.log2(r + 2) for r in range(k) if hits[u, r])
+            idcg = sum(1.0 / math.log2(r + 2) for r in range(min(int(n_rel[u]), k)))
+            assert out[f"ndcg_at_{k}"][u] == pytest.approx(dcg / idcg, abs=1e-12)
+
 def test_hits_ignore_padding_and_foreign_rows() -> None:
     relevant = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
     ranked = np.array([[2, 1, -1], [0, 1, 3], [-1, -1, -1]])
