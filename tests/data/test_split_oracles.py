@@ -203,3 +203,43 @@ def test_fingerprint_is_of_which_rows_are_train_and_which_test_not_their_order()
     assert fp(pd.concat([train, train.iloc[:1]]), test) != base  # a duplicated row
     assert fp(train.assign(timestamp=train["timestamp"] + 1), test) != base  # another instant
     assert fp(train.assign(weight=5.0, event="buy"), test) == base  # only user, item and time are hashed
+
+
+def test_a_predefined_split_tunes_on_its_given_validation_part_untouched() -> None:
+    from recsys.data.split import Split, leakage_audit
+
+    train = table([("a", "x", T0 + 1), ("b", "y", T0 + 2), ("a", "y", T0 + 6)])
+    given = table([("a", "z", T0 + 5), ("c", "x", T0 + 7)])  # one row before a's latest training row, one new user
+    test = table([("b", "x", T0 + 9)])
+    split = Split(train=train, test=test, method="predefined", validation=given)
+    val = validation_split(split, SplitConfig(method="predefined", validation_size=0.5))
+    assert val.method == "predefined" and val.validation is None
+    pd.testing.assert_frame_equal(val.train, train)
+    pd.testing.assert_frame_equal(val.test, given)
+    assert val.audit == leakage_audit(train, given)
+    assert val.audit == {"train_rows": 3, "test_rows": 2, "leak_share": 0.5, "test_users": 2, "test_users_unknown": 1,
+                         "test_items": 2, "test_items_unknown": 1, "test_rows_unknown_item": 1}
+
+
+def test_a_predefined_split_without_a_validation_part_is_cut_in_time_by_the_share() -> None:
+    from recsys.data.split import Split
+
+    train = table([(f"u{o % 3}", f"i{o}", T0 + o) for o in range(10)])
+    split = Split(train=train, test=table([("u0", "i0", T0 + 20)]), method="predefined")
+    val = validation_split(split, SplitConfig(method="predefined", validation_size=0.3))
+    # a global temporal cut, whatever the seed: cutoff index floor(10 * 0.7) = 7
+    assert val.method == "temporal" and val.audit["cutoff"] == T0 + 7
+    assert stamps(val.test) == [7, 8, 9] and stamps(val.train) == list(range(7))
+    for seed in (1, 2):
+        assert stamps(validation_split(split, SplitConfig(method="predefined", validation_size=0.3), seed).test) == [
+            7, 8, 9]
+
+
+def test_only_a_predefined_split_brings_its_own_validation_part() -> None:
+    from recsys.data.split import Split
+
+    train = table([(f"u{o % 2}", f"i{o}", T0 + o) for o in range(10)])
+    stray = table([("zz", "zz", T0 + 3)])  # not a part a temporal split has: the carve-out ignores it
+    split = Split(train=train, test=table([("u0", "i0", T0 + 20)]), method="temporal", validation=stray)
+    val = validation_split(split, SplitConfig(method="temporal", validation_size=0.2))
+    assert val.method == "temporal" and stamps(val.test) == [8, 9] and "zz" not in set(val.test["user_id"])

@@ -143,3 +143,8 @@ def test_parsed_dates_before_1990_name_the_unit_used_and_the_option():
     assert _message(pd.Series(["1980-01-01", "2020-01-02T03:04:05Z"]), column="when", option=KNOB) == (
         "f.csv, column 'when': 1 timestamp(s) before 1990 are implausible (the values run from 1980-01-01T00:00:00Z "
         f"to 2020-01-02T03:04:05Z with unit datetime (parsed strings)); check the unit ({KNOB}) or fix those rows")
+
+
+def test_non_finite_numbers_are_counted_not_the_finite_ones():
+    values = pd.Series([1.6e9, np.inf, 1.6e9, -np.inf, 1.6e9])  # 2 non-finite among 5 (3 finite)
+    assert _message(values, column="when") == "f.csv, column 'when': 2 non-finite timestamp(s)"

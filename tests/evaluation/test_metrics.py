@@ -121,27 +121,6 @@ def test_accuracy_matches_reference(seed: int, unknown_relevant: bool) -> None:
         for name in M.ACCURACY:
             close(ours[f"{name}_at_{k}"], ref[name])
 
-
-@pytest.mark.parametrize("n_users", [1, 7, 300, 2000])
-def test_users_without_relevant_items_score_exactly_zero_ndcg_and_map(n_users: int) -> None:
-    # |rel| = 0 (e.g. a search query whose relevant items are all unknown): NDCG's ideal DCG and MAP's
-    # denominator are 0, and the guarded divisions must give 0, not whatever memory held; batches of a few
-    # hundred rows and more, as the evaluator sends, with the first rows among them
-    rng = np.random.default_rng(n_users)
-    n_rel = rng.integers(0, 4, n_users)
-    n_rel[: min(3, n_users)] = 0
-    hits = (rng.random((n_users, 10)) < 0.3) & (np.arange(10) < n_rel[:, None])  # hits only where items exist
-    with np.errstate(divide="ignore", invalid="ignore"):  # recall of a |rel| = 0 user is 0 / 0
-        out = M.accuracy_metrics(hits, n_rel, [1, 5, 10])
-    none = n_rel == 0
-    for k in (1, 5, 10):
-        assert_array_equal(out[f"ndcg_at_{k}"][none], 0.0)
-        assert_array_equal(out[f"map_at_{k}"][none], 0.0)
-        for u in np.flatnonzero(~none)[:50]:  # the others by the textbook formula
-            dcg = sum(1.0 / math.log2(r + 2) for r in range(k) if hits[u, r])
-            idcg = sum(1.0 / math.log2(r + 2) for r in range(min(int(n_rel[u]), k)))
-            assert out[f"ndcg_at_{k}"][u] == pytest.approx(dcg / idcg, abs=1e-12)
-
 def test_hits_ignore_padding_and_foreign_rows() -> None:
     relevant = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
     ranked = np.array([[2, 1, -1], [0, 1, 3], [-1, -1, -1]])
@@ -249,14 +228,17 @@ def test_hits_with_no_or_one_relevant_pair_are_boolean_and_exact() -> None:
     assert one.tolist() == [[False, True, False], [False, False, False]]
 
 
-def test_rows_without_relevant_items_score_zero_not_nan() -> None:
+@pytest.mark.parametrize("pairs", [50, 150, 1000])
+def test_rows_without_relevant_items_score_zero_not_nan(pairs: int) -> None:
     """The evaluator never passes them, but a caller that does gets 0 (not NaN or leftover memory) for
-    NDCG and MAP."""
-    hits = np.array([[False, False, False], [True, False, True]] * 50)
-    n_rel = np.array([0, 2] * 50)
-    out = M.accuracy_metrics(hits, n_rel, [1, 3])
+    NDCG and MAP. Batches of 100 to 2,000 rows: an unset output below 1 KiB comes from numpy's cache (which here
+    happens to hold zeros), a larger one from malloc, whose reused blocks start with pointers."""
+    hits = np.array([[False, False, False], [True, False, True]] * pairs)
+    n_rel = np.array([0, 2] * pairs)
+    with np.errstate(divide="ignore", invalid="ignore"):  # recall of a |rel| = 0 row is 0 / 0
+        out = M.accuracy_metrics(hits, n_rel, [1, 3])
     for name in ("ndcg_at_1", "ndcg_at_3", "map_at_1", "map_at_3", "precision_at_3", "mrr_at_3", "hit_rate_at_3"):
-        assert out[name][0::2].tolist() == [0.0] * 50, name
+        assert out[name][0::2].tolist() == [0.0] * pairs, name
     assert out["ndcg_at_3"][1] == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
     assert out["map_at_3"][1] == pytest.approx((1 + 2 / 3) / 2)
 
