@@ -129,7 +129,11 @@ class Recommender(Model):
     def _check_users(self, user_idx: np.ndarray) -> np.ndarray:
         """`user_idx` as int64 after checking the model is fitted and every index is a known user."""
         self._check_fitted("seen_")
-        user_idx = np.asarray(user_idx, dtype=np.int64)
+        user_idx = np.asarray(user_idx)
+        if user_idx.size and not np.issubdtype(user_idx.dtype, np.integer):  # 2.7 would silently become user 2
+            raise TypeError(f"user indices must be integers, got dtype {user_idx.dtype}: map user ids to "
+                            f"indices with TrainData.users.index(...)")
+        user_idx = user_idx.astype(np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.seen_.shape[0]):
             raise IndexError(f"user indices must be in [0, {self.seen_.shape[0]}), "
                              f"got {user_idx.min()}..{user_idx.max()}")

@@ -182,8 +182,9 @@ def factor_topk(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int, excl
 
     1. a float32 product (sgemm, every core) scores all items; excluded items are set to -inf;
     2. FAISS keeps the c = k + max(k, 16) best per row;
-    3. sgemm's error against the exact formula is at most e = (d + 8) 2^-23 |u| max_j |v_j| (the textbook bound
-       d 2^-24 sum_l |u_l v_jl| for any summation order, twice over, plus the final rounding). When the c-th
+    3. sgemm's error against the exact formula is at most e = (d + 8) (2^-23 |u| max_j |v_j| + 2^-149) (the
+       textbook bound d 2^-24 sum_l |u_l v_jl| for any summation order, twice over, plus the final rounding; the
+       2^-149 terms cover products that underflow to float32 subnormals, whose error is absolute). When the c-th
        candidate lies below the k-th by more than 2e, no other item can reach the top k, so only the c
        candidates are re-scored exactly; the other rows (near-ties across the whole cut) are re-scored in full.
     4. the exact scores are ordered by (score desc, item index asc) and cut at k.
@@ -208,8 +209,9 @@ def factor_topk(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int, excl
     del approx
     u64 = u32.astype(np.float64)
     vt64 = np.ascontiguousarray(v32.T, dtype=np.float64)  # (d, m): one item coordinate per row, for gathers
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = (d + 8) * 2.0 ** -23 * np.linalg.norm(u64, axis=1) * float(np.sqrt((vt64 ** 2).sum(axis=0)).max())
+    with np.errstate(invalid="ignore"):  # inf - inf where a factor is infinite: NaN, and the row takes the full pass
+        vmax = float(np.sqrt((vt64 ** 2).sum(axis=0)).max())
+        err = (d + 8) * (2.0 ** -23 * np.linalg.norm(u64, axis=1) * vmax + 2.0 ** -149)
         srt = -np.sort(-cval.astype(np.float64), axis=1)
         decided = (cand.min(axis=1) < 0) | (srt[:, c - 1] < srt[:, k - 1] - 2.0 * err) | (c == m)
     idx = np.full((n, k), -1, dtype=np.int64)

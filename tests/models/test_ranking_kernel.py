@@ -434,3 +434,104 @@ def test_float64_scores_beyond_the_float32_range_are_ranked_by_their_values(seed
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no "overflow in cast"
     assert topk(np.array([[1e300, 2e300, 3e300, 1.0]]), 1)[0].tolist() == [[2]]
     assert topk(np.array([[-1e300, 0.0, 1.0]]), 3)[0].tolist() == [[2, 1, 0]]
+
+
+def test_factor_topk_is_exact_where_products_underflow_to_float32_subnormals() -> None:
+    # scores a few times the smallest subnormal q = 2^-149: the float32 product rounds every product to a multiple
+    # of q, an absolute error of up to q/2 however small |u| |v| is. Item 0 (products 0.4q + 0.4q: float32 0, exact
+    # 0.8q -> q) looks the worst while it ties for the exact best with every other item, and wins by its index
+    s, q = 2.0 ** -60, 2.0 ** -149
+    u = np.full((1, 2), s, dtype=np.float32)
+    v = (np.array([[0.4, 0.4], [0.6, 0.6]] + [[1.0, 0.0]] * 30) * (q / s)).astype(np.float32)
+    assert (u @ v.T)[0, :3].tolist() == [0.0, 2 * q, q]  # the trap is set: the float32 order is 1, 2, ..., 0
+    for k in (1, 3):
+        want_ids, want_vals = factor_oracle(u, v, k, None)
+        assert want_ids == [list(range(k))]
+        ids, vals = factor_topk(u, v, k)
+        assert ids.tolist() == want_ids and vals.tolist() == want_vals
+
+
+def test_rows_within_the_rounding_bound_of_the_cut_take_the_full_exact_pass(monkeypatch) -> None:
+    # The kernel is exact only if its error bound is: a row whose c-th candidate lies within 2e of its k-th, with
+    # e = (d + 8) (2^-23 |u| max_j |v_j| + 2^-149) (the documented bound), must be re-scored over every item.
+    # sgemm's real errors are far below e on any ordinary data, so a bound made too tight would show in no ranking;
+    # this checks which rows take which pass instead, on scores that are exact in float32 (u = 4 e_l).
+    n_items, d, k = 36, 64, 1
+    c = k + max(k, 16)
+    e = (d + 8) * (2.0 ** -23 * 4.0 * np.sqrt(d) + 2.0 ** -149)  # max_j |v_j| = |v_0| = sqrt(d), |u| = 4
+    v = np.ones((n_items, d))
+    v[:, 0] = 1.0 - 0.9 * 2 * e / 4  # user "near": item 0 first, then a tie of every other item just below it
+    v[:, 1] = 1.0 - 100 * e / 4  # user "far": the same, far below
+    v[0, :2] = 1.0
+    v = v.astype(np.float32)
+    u = np.zeros((3, d), dtype=np.float32)
+    u[0, 0] = u[1, 1] = u[2, 0] = 4.0
+    exclude = sp.csr_matrix(([1] * (n_items - 4), ([2] * (n_items - 4), range(4, n_items))), shape=(3, n_items))
+    assert max(np.sqrt(sum(float(x) ** 2 for x in row)) for row in v.tolist()) == np.sqrt(d)
+    gaps = [4.0 * (float(v[0, col]) - float(v[1, col])) for col in (0, 1)]
+    assert 0.85 < gaps[0] / (2 * e) < 0.95 and gaps[1] / (2 * e) > 20  # near: inside the bound; far: well outside
+    passes: list[tuple[int, list]] = []
+    real = ranking.exact_dots
+    monkeypatch.setattr(ranking, "exact_dots",
+                        lambda a, b, ids: passes.append((ids.shape[1], a.tolist())) or real(a, b, ids))
+    ids, vals = factor_topk(u, v, k, exclude=exclude)
+    assert (ids.tolist(), vals.tolist()) == factor_oracle(u, v, k, exclude)
+    full = [row for width, rows in passes if width == n_items for row in rows]
+    candidates = [row for width, rows in passes if width == c for row in rows]
+    # user 2 has the near user's scores, but only 4 allowed items: its candidates are every item it may get
+    assert full == [u[0].tolist()] and candidates == [u[1].tolist(), u[2].tolist()]
+
+
+def test_infinite_scores_rank_first_tie_by_index_and_raise_no_warning(recwarn) -> None:
+    # a diverged factor (inf) gives +inf scores: they are scores like any other, tied and broken by the lower index
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.5, 2.0, size=(40, 4)).astype(np.float32)
+    u = rng.normal(size=(3, 4)).astype(np.float32)
+    u[1] = np.inf
+    exclude = sp.csr_matrix(([1, 1], ([1, 1], [0, 3])), shape=(3, 40))
+    for k in (1, 5):
+        want_ids, want_vals = factor_oracle(u, v, k, exclude)
+        assert want_ids[1] == [j for j in range(40) if j not in (0, 3)][:k] and want_vals[1] == [np.inf] * k
+        ids, vals = factor_topk(u, v, k, exclude=exclude)
+        assert ids.tolist() == want_ids and vals.tolist() == want_vals
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_exact_pass_never_picks_a_minus_infinite_or_nan_score() -> None:
+    ids = np.array([[4, 7, 9, 2], [1, 2, 3, 5]])
+    scores = np.array([[np.nan, -np.inf, np.inf, 1.0], [-np.inf, np.nan, -np.inf, np.nan]], dtype=np.float32)
+    best_ids, best = ranking._take_best(ids, scores, 3)
+    assert best_ids.tolist() == [[9, 2, -1], [-1, -1, -1]]
+    assert best.tolist() == [[np.inf, 1.0, -np.inf], [-np.inf] * 3] and best.dtype == np.float32
+
+
+@pytest.mark.parametrize(("n", "m", "k"), [(3, 5, 0), (0, 5, 3), (3, 0, 3), (2, 0, 0)])
+def test_factor_topk_of_no_user_no_item_or_k_zero_is_empty_and_typed(n, m, k) -> None:
+    ids, vals = factor_topk(np.ones((n, 4)), np.ones((m, 4)), k)
+    assert ids.shape == vals.shape == (n, 0)
+    assert ids.dtype == np.int64 and vals.dtype == np.float32
+
+
+def test_factor_topk_of_one_user_and_of_float64_factors_ranks_their_float32_rounding() -> None:
+    # float64 factors (not float32 numbers) are rounded to float32 first: the documented formula's inputs
+    rng = np.random.default_rng(9)
+    u, v = rng.normal(size=(4, 6)), rng.normal(size=(50, 6))
+    u32, v32 = u.astype(np.float32), v.astype(np.float32)
+    assert not np.array_equal(u32.astype(np.float64), u)
+    want_ids, want_vals = factor_oracle(u32, v32, 7, None)
+    ids, vals = factor_topk(u, v, 7)
+    assert ids.tolist() == want_ids and vals.tolist() == want_vals and vals.dtype == np.float32
+    one_ids, one_vals = factor_topk(u[2:3], v, 7)  # one user alone: the same list as in the batch
+    assert one_ids.tolist() == [want_ids[2]] and one_vals.tolist() == [want_vals[2]]
+
+
+def test_factor_topk_ranks_every_row_of_batches_larger_than_its_chunks() -> None:
+    # more rows than two of the kernel's 4,096-row chunks: the last rows are ranked like the first
+    rng = np.random.default_rng(2)
+    n = 2 * 4096 + 50
+    u, v = rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(30, 3)).astype(np.float32)
+    ids, vals = factor_topk(u, v, 2)
+    assert (ids >= 0).all()
+    tail = slice(n - 60, n)
+    want_ids, want_vals = factor_oracle(u[tail], v, 2, None)
+    assert ids[tail].tolist() == want_ids and vals[tail].tolist() == want_vals

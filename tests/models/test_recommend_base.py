@@ -44,22 +44,39 @@ def test_recommend_ranks_the_scores_without_the_users_training_items(name):
         assert any(j in s for row, s in zip(kept.tolist(), seen) for j in row)
 
 
+@pytest.mark.parametrize("name", ["ease", "als"])  # the shared path, and the factor models' own recommend
 @pytest.mark.parametrize("k", [0, -3])
-def test_recommend_refuses_a_k_below_one_naming_it(k):
-    model = create("ease").fit(TrainData.build(_train()))
+def test_recommend_refuses_a_k_below_one_naming_it(k, name):
+    model = create(name).fit(TrainData.build(_train()))
     with pytest.raises(ValueError) as err:
         model.recommend(np.arange(3), k)
     assert str(err.value) == f"k must be > 0, but got k={k}"
+    items, scores = model.recommend(np.arange(3), 1)  # the smallest k is allowed
+    assert items.shape == scores.shape == (3, 1) and (items >= 0).all()
 
 
-def test_score_refuses_user_indices_outside_the_model_naming_the_range():
+@pytest.mark.parametrize("name", ["ease", "als"])
+def test_user_indices_outside_the_model_or_not_integers_are_refused_naming_the_rule(name):
     data = TrainData.build(_train())
-    model = create("ease").fit(data)
-    for bad in ([0, data.n_users], [-1, 2]):
-        with pytest.raises(IndexError) as err:
-            model.score(np.array(bad))
-        assert str(err.value) == f"user indices must be in [0, {data.n_users}), got {min(bad)}..{max(bad)}"
+    assert data.n_users != data.n_items  # the message must name the user count, not the item count
+    model = create(name).fit(data)
+    for bad in ([0, data.n_users], [data.n_users + 4], [-1, 2], [-2]):
+        for call in (model.score, lambda u: model.recommend(u, 2)):
+            with pytest.raises(IndexError) as err:
+                call(np.array(bad))
+            assert str(err.value) == f"user indices must be in [0, {data.n_users}), got {min(bad)}..{max(bad)}"
+    for bad in (np.array([0.0, 2.0]), np.array([True, False]), [1.5]):
+        for call in (model.score, lambda u: model.recommend(u, 2)):
+            with pytest.raises(TypeError) as err:
+                call(bad)
+            assert str(err.value) == (f"user indices must be integers, got dtype {np.asarray(bad).dtype}: map user "
+                                      "ids to indices with TrainData.users.index(...)")
     assert model.score(np.array([], dtype=np.int64)).shape == (0, data.n_items)
+    assert model.score([]).shape == (0, data.n_items)  # an empty list (float64 to numpy) is no user at all
+    last = data.n_users - 1
+    for users in ([last], [0, last], np.array([0, last], dtype=np.int32), np.array([last], dtype=np.uint64)):
+        items, _ = model.recommend(users, 3)
+        np.testing.assert_array_equal(items, model.recommend(np.array(users, dtype=np.int64), 3)[0])
 
 
 def test_score_dtype_is_float32_for_factor_models_and_float64_otherwise():
