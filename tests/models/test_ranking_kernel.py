@@ -394,13 +394,17 @@ def test_thread_limit_covers_pools_of_libraries_loaded_after_its_first_use() -> 
     assert {threads for _, threads in pools} == {1}
 
 
-def test_factor_topk_is_exact_where_float32_rounding_errors_exceed_the_gaps_between_scores() -> None:
+@pytest.mark.parametrize("shift", [0, 90, -40])
+def test_factor_topk_is_exact_where_float32_rounding_errors_exceed_the_gaps_between_scores(shift) -> None:
     # items = one large shared vector + tiny differences: the float32 product's rounding errors (~1e-2) are larger
-    # than the gaps between the exact scores (~1e-3), so its candidates miss some of the exact top 5
+    # than the gaps between the exact scores (~1e-3), so its candidates miss some of the exact top 5. Users scaled
+    # by 2^shift and items by 2^-shift have the same products bit for bit: the bound must scale with |u| and |v|
+    # (at shift 90 the items' squared norms are below float32's range)
     rng = np.random.default_rng(0)
     n, m, d = 8, 300, 256
-    u = rng.normal(size=(n, d)).astype(np.float32)
-    v = (rng.normal(scale=1000, size=d)[None, :] + rng.normal(scale=2e-4, size=(m, d))).astype(np.float32)
+    u = (rng.normal(size=(n, d)) * 2.0 ** shift).astype(np.float32)
+    v = ((rng.normal(scale=1000, size=d)[None, :] + rng.normal(scale=2e-4, size=(m, d))) * 2.0 ** -shift)
+    v = v.astype(np.float32)
     approx_best = np.argsort(-(u @ v.T), axis=1, kind="stable")[:, :21]
     want_ids, want_vals = factor_oracle(u, v, 5, None)
     assert any(set(want_ids[r]) - set(approx_best[r].tolist()) for r in range(n))  # the trap is set
