@@ -8,6 +8,9 @@ item_knn, als) through `run_experiment` with a real MLflow tracker on a temporar
   mlflow logging                                                      time inside the tracker's methods
   other                                                               the rest of the wall time (plots, selection)
 
+`detail_seconds` splits "mlflow logging" by tracker method (and run open / close) and names three parts of
+"other": the per-model plots, the confidence intervals and the paired tests with the decision.
+
 Peak RSS is read after every stage (ru_maxrss: the peak so far); the data path's own memory is its peak (after
 generate, validate, split, build) less the RSS before it, against the canonical interaction table's size (issue 14:
 at most 3x). The 1-minute load average is recorded before and after each size (the machine is shared). `--max-users
@@ -61,12 +64,16 @@ class Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.rss: dict[str, float] = {}
+        self.detail: dict[str, float] = {}  # "mlflow logging" by tracker method; "other" parts (plots, intervals)
 
-    def add(self, name: str, seconds: float) -> None:
+    def add(self, name: str, seconds: float, detail: str | None = None) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
         self.rss[name] = peak_rss_mb()
+        if detail:
+            self.detail[detail] = self.detail.get(detail, 0.0) + seconds
 
-    def wrap(self, owner, attr: str, name: str) -> None:
+    def wrap(self, owner, attr: str, name: str | None, detail: str | None = None) -> None:
+        """Time `owner.attr` as stage `name` (None: only as `detail`, a part of "other")."""
         fn = getattr(owner, attr)
 
         def timed(*args, **kwargs):
@@ -74,7 +81,11 @@ class Stages:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.add(name, time.perf_counter() - t0)
+                dt = time.perf_counter() - t0
+                if name is None:
+                    self.detail[detail or attr] = self.detail.get(detail or attr, 0.0) + dt
+                else:
+                    self.add(name, dt, detail)
 
         setattr(owner, attr, timed)
 
@@ -85,16 +96,16 @@ def timed_tracker(uri: str, stages: Stages):
 
     tracker = MlflowTracker(uri)
     for attr in TRACKER_METHODS:
-        stages.wrap(tracker, attr, "mlflow logging")
+        stages.wrap(tracker, attr, "mlflow logging", f"logging: {attr}")
     for attr in ("experiment_run", "model_run"):
         opener = getattr(tracker, attr)
 
         @contextlib.contextmanager
-        def timed_run(*args, _open=opener, **kwargs):
+        def timed_run(*args, _open=opener, _attr=attr, **kwargs):
             t0 = time.perf_counter()
             cm = _open(*args, **kwargs)
             value = cm.__enter__()
-            stages.add("mlflow logging", time.perf_counter() - t0)
+            stages.add("mlflow logging", time.perf_counter() - t0, f"logging: {_attr} open")
             try:
                 yield value
             except BaseException:
@@ -103,7 +114,7 @@ def timed_tracker(uri: str, stages: Stages):
             else:
                 t1 = time.perf_counter()
                 cm.__exit__(None, None, None)
-                stages.add("mlflow logging", time.perf_counter() - t1)
+                stages.add("mlflow logging", time.perf_counter() - t1, f"logging: {_attr} close")
 
         setattr(tracker, attr, timed_run)
     return tracker
@@ -128,6 +139,12 @@ def run_one(size: str, max_users: int | None = None) -> dict:
     build = TrainData.build.__func__
     TrainData.build = classmethod(lambda cls, *a, **kw: _timed(stages, "build", build, cls, *a, **kw))
     stages.wrap(task_module, "build_target", "build")
+    import recsys.experiment as experiment_module
+
+    for fn in ("plot_recommend_diagnostics", "plot_slices"):  # parts of "other", reported apart
+        stages.wrap(task_module, fn, None, "other: per-model plots")
+    stages.wrap(experiment_module, "metric_intervals", None, "other: confidence intervals")
+    stages.wrap(experiment_module, "decide_models", None, "other: paired tests and decision")
     cfg = config_from_dict({
         "name": f"scale-{size}", "seed": 42,
         "data": {"source": "synthetic", "synthetic": {"n_users": users, "n_items": items, "one_time_share": 0.2,
@@ -157,7 +174,8 @@ def run_one(size: str, max_users: int | None = None) -> dict:
     return {"size": size, "users": int(data.n_users), "items": int(data.n_items),
             "interactions": len(res.context.state["dataset"].interactions),
             "train_interactions": int(data.matrix.nnz), "evaluated_users": len(target.user_ids),
-            "wall_seconds": wall, "seconds": stages.seconds, "peak_rss_mb_after": stages.rss,
+            "wall_seconds": wall, "seconds": stages.seconds, "detail_seconds": stages.detail,
+            "peak_rss_mb_after": stages.rss,
             "peak_rss_mb": peak_rss_mb(), "als_eval_over_implicit": ours / peer,
             "als_eval_seconds": ours, "implicit_recommend_plus_metrics_seconds": peer,
             "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall,
@@ -259,6 +277,8 @@ def main() -> None:
         print(f"  {'stage':<22}{'seconds':>9}{'peak RSS MiB':>14}")
         for stage, sec in r["seconds"].items():
             print(f"  {stage:<22}{sec:>9.2f}{r['peak_rss_mb_after'].get(stage, float('nan')):>14.0f}")
+        for part, sec in sorted(r.get("detail_seconds", {}).items()):
+            print(f"    {part:<40}{sec:>9.2f}")
     if args.merge:
         earlier = [r for r in json.loads(Path(args.merge).read_text())["sizes"] if r["size"] not in args.sizes]
         print(f"\nmerged from {args.merge}: {[r['size'] for r in earlier]}")
