@@ -66,9 +66,11 @@ class Stages:
         self.rss: dict[str, float] = {}
         self.detail: dict[str, float] = {}  # "mlflow logging" by tracker method; "other" parts (plots, intervals)
 
-    def add(self, name: str, seconds: float, detail: str | None = None) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        self.rss[name] = peak_rss_mb()
+    def add(self, name: str | None, seconds: float, detail: str | None = None) -> None:
+        """Add to stage `name` (None: to no stage) and to the part `detail`."""
+        if name is not None:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            self.rss[name] = peak_rss_mb()
         if detail:
             self.detail[detail] = self.detail.get(detail, 0.0) + seconds
 
@@ -81,11 +83,7 @@ class Stages:
             try:
                 return fn(*args, **kwargs)
             finally:
-                dt = time.perf_counter() - t0
-                if name is None:
-                    self.detail[detail or attr] = self.detail.get(detail or attr, 0.0) + dt
-                else:
-                    self.add(name, dt, detail)
+                self.add(name, time.perf_counter() - t0, detail)
 
         setattr(owner, attr, timed)
 
