@@ -124,8 +124,14 @@ class NullTracker:
                        ctx: TaskContext) -> None:
         pass
 
+    logs_files = False  # nothing to render the decision report for
+
+    def render_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
+                        ctx: TaskContext, folder: Path) -> dict[str, Path]:
+        return {}
+
     def log_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
-                     run_ids: dict[str, str], ctx: TaskContext) -> None:
+                     run_ids: dict[str, str], ctx: TaskContext, files: dict[str, Path] | None = None) -> None:
         pass
 
     def register_best(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> dict[str, Any]:
@@ -179,7 +185,9 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
             _log.info("selected model by %s: %s (%.4g); %s", cfg.selection_metric, best.entry.run_name,
                       best.metrics.get(cfg.selection_metric, float("nan")), decision.reason)
             tracker.log_comparison(comparison, best, run_ids, ctx)
-            tracker.log_decision(decision, results, comparison, run_ids, ctx)
+            files = (tracker.render_decision(decision, results, comparison, ctx, root / "decision")
+                     if getattr(tracker, "logs_files", False) else {})
+            tracker.log_decision(decision, results, comparison, run_ids, ctx, files)
             registry: dict[str, Any] = {}
             if cfg.registry.enabled:
                 checkpoint("register")

@@ -4,7 +4,6 @@ description (`mlflow.note.content`), the tests table and `report.html` on the ex
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,49 +23,67 @@ MAX_TAG = 7900  # MLflow caps tag values at 8000 characters
 
 
 def log_decision(tracker: MlflowTracker, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
-                 run_ids: dict[str, str], ctx: TaskContext) -> None:
-    cfg = ctx.cfg
+                 run_ids: dict[str, str], ctx: TaskContext, files: dict[str, Path]) -> None:
+    """Δ / corrected p and the tie and selection tags on each model run; the rule, the reason and the Markdown
+    description on the experiment run, with `files` (from `decision_files`) as its artifacts, in one upload."""
     for r in results:
         label = r.entry.run_name
         tracker._batch(run_ids.get(label), metrics=decision.model_metrics(label),
                        tags={"tied_with_best": str(decision.is_tied(label)).lower(),
                              "selected": str(label == decision.selected).lower()})
+    md = description(decision, results, comparison, ctx)
+    tags = {"tied_with_best": ",".join(decision.tied), "selection.rule": decision.rule,
+            "selected_because": decision.reason[:MAX_TAG], "selection.best_point_estimate": decision.best,
+            "mlflow.note.content": md}
+    tracker._batch(tracker.parent_id, tags=tags)
+    if tracker.parent_id is not None and files:
+        tracker._log_files(tracker.parent_id, {}, files)
+
+
+def description(decision: Decision, results: list[ModelResult], comparison: pd.DataFrame, ctx: TaskContext) -> str:
+    """The experiment run's Markdown description, within MLflow's tag limit."""
+    cfg = ctx.cfg
     best = next((r for r in results if r.entry.run_name == decision.best), results[0])
     n_units = len(best.per_user) if best.per_user is not None else None
     title = f"{cfg.name}: {len(results)} models on {decision.metric}"
     md = decision_markdown(comparison, decision, title, n_units, cfg.evaluation.bootstrap, cfg.evaluation.confidence)
     if len(md) > MAX_TAG:
         md = md[:MAX_TAG - 60] + "\n\n… (truncated; see comparison.md and report.html)\n"
-    tags = {"tied_with_best": ",".join(decision.tied), "selection.rule": decision.rule,
-            "selected_because": decision.reason[:MAX_TAG], "selection.best_point_estimate": decision.best,
-            "mlflow.note.content": md}
-    tracker._batch(tracker.parent_id, tags=tags)
+    return md
+
+
+def decision_files(decision: Decision, results: list[ModelResult], comparison: pd.DataFrame, ctx: TaskContext,
+                   folder: Path) -> dict[str, Path]:
+    """comparison_description.md, paired_tests.csv, decision.json, comparison.png and report.html in `folder`
+    (artifact path -> local file)."""
+    from recsys.evaluation.plots import plot_comparison
+
+    cfg = ctx.cfg
+    folder.mkdir(parents=True, exist_ok=True)
+    t = folder
     tests = decision.tests_table()
     verdict = feasibility(ctx.stats) if ctx.stats else None
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        (t / "comparison_description.md").write_text(md)
-        if not tests.empty:
-            tests.to_csv(t / "paired_tests.csv", index=False)
-        (t / "decision.json").write_text(json.dumps(
-            {"metric": decision.metric, "rule": decision.rule, "best": decision.best, "selected": decision.selected,
-             "tied_with_best": decision.tied, "alpha": decision.alpha, "test": decision.test,
-             "selected_because": decision.reason, "verdict": verdict,
-             "tests": tests.to_dict(orient="records")}, indent=2, default=_json_default))
-        from recsys.evaluation.plots import plot_comparison
-
-        plot_comparison(comparison, decision.metric, t / "comparison.png", selected=decision.selected)
-        plots = {"comparison (95% CI error bars, ties hatched)": t / "comparison.png"}
-        for r in results:
-            for path, local in r.files.items():
-                if path.endswith("slices.png"):
-                    plots[f"slices: {r.entry.run_name}"] = local
-        html = build_report(f"{cfg.name}: which model should we ship?", comparison, decision, ctx.stats, verdict,
-                            plots, slice_tables(results, decision.metric), fold_table(results, comparison,
-                                                                                     decision.metric), tests)
-        (t / "report.html").write_text(html, encoding="utf-8")
-        if tracker.parent_id is not None:  # everything above sits in `t`: one upload
-            tracker.client.log_artifacts(tracker.parent_id, str(t))
+    (t / "comparison_description.md").write_text(description(decision, results, comparison, ctx))
+    names = ["comparison_description.md", "decision.json", "comparison.png", "report.html"]
+    if not tests.empty:
+        tests.to_csv(t / "paired_tests.csv", index=False)
+        names.append("paired_tests.csv")
+    (t / "decision.json").write_text(json.dumps(
+        {"metric": decision.metric, "rule": decision.rule, "best": decision.best, "selected": decision.selected,
+         "tied_with_best": decision.tied, "alpha": decision.alpha, "test": decision.test,
+         "selected_because": decision.reason, "verdict": verdict,
+         "tests": tests.to_dict(orient="records")}, indent=2, default=_json_default))
+    plot_comparison(comparison, decision.metric, t / "comparison.png", selected=decision.selected)
+    plots = {"comparison (95% CI error bars, ties hatched)": t / "comparison.png"}
+    for r in results:
+        for path, local in r.files.items():
+            if path.endswith("slices.png"):
+                plots[f"slices: {r.entry.run_name}"] = local
+    html = build_report(f"{cfg.name}: which model should we ship?", comparison, decision, ctx.stats, verdict,
+                        plots, slice_tables(results, decision.metric), fold_table(results, comparison,
+                                                                                 decision.metric), tests)
+    (t / "report.html").write_text(html, encoding="utf-8")
+    return {name: t / name for name in names}
 
 
 def slice_tables(results: list[ModelResult], metric: str) -> dict[str, pd.DataFrame]:
