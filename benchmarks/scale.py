@@ -8,8 +8,9 @@ item_knn, als) through `run_experiment` with a real MLflow tracker on a temporar
   mlflow logging                                                      time inside the tracker's methods
   other                                                               the rest of the wall time (plots, selection)
 
-`detail_seconds` splits "mlflow logging" by tracker method (and run open / close) and names three parts of
-"other": the per-model plots, the confidence intervals and the paired tests with the decision.
+`detail_seconds` splits "mlflow logging" by tracker method (and run open / close) and names four parts of
+"other": the per-model plots, the decision report (comparison chart, report.html), the confidence intervals and
+the paired tests with the decision.
 
 Peak RSS is read after every stage (ru_maxrss: the peak so far); the data path's own memory is its peak (after
 generate, validate, split, build) less the RSS before it, against the canonical interaction table's size (issue 14:
@@ -95,6 +96,7 @@ def timed_tracker(uri: str, stages: Stages):
     tracker = MlflowTracker(uri)
     for attr in TRACKER_METHODS:
         stages.wrap(tracker, attr, "mlflow logging", f"logging: {attr}")
+    stages.wrap(tracker, "render_decision", None, "other: decision report")  # matplotlib + HTML, no MLflow
     for attr in ("experiment_run", "model_run"):
         opener = getattr(tracker, attr)
 

@@ -1,13 +1,4 @@
-"""MLflow tracking: one parent run per experiment, one child per model, batched logging, pyfunc models.
-
-The writes go to the store on a background thread (`recsys.tracking.background.LogQueue`), in order, while the
-experiment fits and evaluates the next model; the runs are created in the experiment thread (their ids are needed
-at once). A failed write fails the experiment at the tracker's next call, and the writes after it are skipped.
-On a failure or a signal the queued writes land first, then the runs still open are closed FAILED (KILLED on a
-signal), and nothing is registered. The experiment run is closed, and
-the challenger registered, only after every write has landed. `background=False` (or RECSYS_SYNC_LOGGING=1)
-makes every write at once in the experiment thread.
-"""
+"""MLflow tracking: one parent run per experiment, one child per model, batched logging, pyfunc models."""
 
 from __future__ import annotations
 
@@ -19,7 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,13 +28,11 @@ from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import Decision, fmt
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
-from recsys.tracking.background import LogQueue
 
 _log = get_logger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MAX_PARAM_LEN = 6000
-SYNC_ENV = "RECSYS_SYNC_LOGGING"  # =1: every write in the experiment thread (debugging, profiling)
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -66,10 +54,9 @@ def git_commit() -> str | None:
 class MlflowTracker:
     """Turns experiment events into MLflow runs. Every run that raises is closed as FAILED."""
 
-    logs_files = True  # the experiment renders the decision report for this tracker (render_decision)
+    logs_files = True  # the experiment draws the decision report for this tracker (render_decision)
 
-    def __init__(self, tracking_uri: str | None = None, log_models: bool = True,
-                 background: bool | None = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, log_models: bool = True) -> None:
         from recsys.tracking.store import check_tracking_store
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
@@ -81,10 +68,6 @@ class MlflowTracker:
         self.experiment_id: str | None = None
         self._datasets: list[Any] = []
         self._ctx_tags: dict[str, str] = {}
-        self.background = os.environ.get(SYNC_ENV, "") not in ("1", "true") if background is None else background
-        self._queue = LogQueue(self.background)
-        self._open: set[str] = set()  # model runs created and not closed yet (a write may still be queued)
-        self._open_lock = threading.Lock()
 
     # parent -----------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -103,7 +86,6 @@ class MlflowTracker:
             run = mlflow.start_run(run_name=run_name, experiment_id=exp.experiment_id)
         self.parent_id = run.info.run_id
         self.experiment_id = run.info.experiment_id
-        self._queue = LogQueue(self.background)
         try:  # from here on, any failure (a full disk while logging the config, a signal) closes the run
             commit = git_commit()
             tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name, "mlflow.runName": run_name,
@@ -115,23 +97,15 @@ class MlflowTracker:
             params = {"seed": cfg.seed, "task": cfg.task, "metrics.k": json.dumps(cfg.metrics.k),
                       "metrics.primary": cfg.metrics.primary, "selection.metric": cfg.selection_metric,
                       "models": json.dumps([m.run_name for m in cfg.models])}
-            config_json = json.dumps(cfg.model_dump(mode="json"), indent=2)
-            self._queue.submit(self._log_parent_start, self.parent_id, tags, params, config_json)
+            self._batch(self.parent_id, tags=tags, params=params)
+            mlflow.log_text(json.dumps(cfg.model_dump(mode="json"), indent=2), "config.json")
             yield self.parent_id
-            self._queue.drain()  # every write landed (or its failure raised) before the run is closed
         except BaseException as exc:
             status = end_status(exc)
-            self._abort(status)
             self._close_open_children(status)
             mlflow.end_run(status)
             raise
-        finally:
-            self._queue.close()
         mlflow.end_run("FINISHED")
-
-    def _log_parent_start(self, run_id: str, tags: dict, params: dict, config_json: str) -> None:
-        self._batch(run_id, tags=tags, params=params)
-        self.client.log_text(run_id, config_json, "config.json")
 
     _warned_default = False
 
@@ -149,10 +123,7 @@ class MlflowTracker:
     def log_context(self, ctx: TaskContext) -> None:
         self._ctx_tags = {"dataset": ctx.dataset_name, "split": str(ctx.params.get("split.method", "")),
                           "dataset_fingerprint": ctx.fingerprint, "split_fingerprint": ctx.split_fingerprint}
-        self._queue.submit(self._log_context_now, ctx, dict(self._ctx_tags))
-
-    def _log_context_now(self, ctx: TaskContext, ctx_tags: dict[str, str]) -> None:
-        self._batch(self.parent_id, params=ctx.params, tags=ctx_tags)
+        self._batch(self.parent_id, params=ctx.params, tags=self._ctx_tags)
         if self.parent_id is not None:
             self.client.log_dict(self.parent_id, ctx.stats, "data_statistics.json")
         self._log_tables(self.parent_id, ctx.parent_artifacts)
@@ -178,65 +149,25 @@ class MlflowTracker:
     # children ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def model_run(self, entry: ModelEntry, ctx: TaskContext) -> Iterator[str]:
-        """A nested run of the experiment run, created here (not through MLflow's thread-local active run: the
-        writes to it happen on the logging thread) and closed FINISHED after its last queued write."""
-        from mlflow.tracking.context.registry import resolve_tags
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-
-        self._queue.check()
+        run = mlflow.start_run(run_name=entry.run_name, nested=True)
+        run_id = run.info.run_id
         tags = {"role": "model", "task": ctx.cfg.task, "model": entry.name, "label": entry.run_name,
                 **self._ctx_tags}
         commit = git_commit()
         if commit:
             tags["git_commit"] = commit
-        assert self.parent_id is not None and self.experiment_id is not None, "model_run outside experiment_run"
-        run = self.client.create_run(self.experiment_id, run_name=entry.run_name, tags=resolve_tags(
-            {MLFLOW_PARENT_RUN_ID: self.parent_id, MLFLOW_RUN_NAME: entry.run_name}))
-        run_id = run.info.run_id
-        with self._open_lock:
-            self._open.add(run_id)
-        fail = functools.partial(self._terminate, run_id, "FAILED")
         try:
-            self._queue.submit(self._log_model_start, run_id, tags, ctx.params, on_error=fail)
+            self._batch(run_id, tags=tags, params=ctx.params)
+            self._log_inputs(run_id)
             yield run_id
-            self._queue.submit(self._terminate, run_id, "FINISHED", on_error=fail)
         except BaseException as exc:
-            self._abort(end_status(exc))
+            mlflow.end_run(end_status(exc))
             raise
-
-    def _log_model_start(self, run_id: str, tags: dict, params: dict) -> None:
-        self._batch(run_id, tags=tags, params=params)
-        self._log_inputs(run_id)
-
-    def _terminate(self, run_id: str, status: str) -> None:
-        """Close a model run (once: a run already closed is left as it is)."""
-        with self._open_lock:
-            if run_id not in self._open:
-                return
-            self._open.discard(run_id)
-        self.client.set_terminated(run_id, status)
-
-    def _abort(self, status: str) -> None:
-        """A failure or a signal: let the queued writes land (skipped after a failed one), then close every
-        model run still open with `status` (each attempted even if the store fails one)."""
-        self._queue.settle()
-        with self._open_lock:
-            still_open = sorted(self._open)
-        for run_id in still_open:
-            try:
-                self._terminate(run_id, status)
-            except Exception as exc:  # the error that got us here is the one to raise
-                _log.warning("could not close run %s as %s: %s", run_id, status, exc)
+        mlflow.end_run("FINISHED")
 
     def log_model_result(self, run_id: str | None, result: ModelResult, ctx: TaskContext) -> None:
-        """Queued: the pyfunc model, then metrics / params / tags in one batch, tables, files and child runs.
-        `result.extra["model_uri"]` is set once the model is logged (always before `register_best`)."""
         if run_id is None:
             return
-        self._queue.submit(self._log_model_result_now, run_id, result,
-                           on_error=functools.partial(self._terminate, run_id, "FAILED"))
-
-    def _log_model_result_now(self, run_id: str, result: ModelResult) -> None:
         metrics = {k: v for k, v in result.metrics.items() if v is not None}
         metrics.update(result.seconds)
         tags = dict(result.tags)
@@ -244,7 +175,7 @@ class MlflowTracker:
         if self.log_models and result.model_dir is not None:
             # the model first: its metrics are then logged once, linked to it (logged after the metrics, MLflow
             # would read every metric's history back and log it again to link it: two round trips per metric)
-            info = self.log_pyfunc(result, run_id)
+            info = self.log_pyfunc(result)
             tags["model_uri"] = info.model_uri
             result.extra["model_uri"] = info.model_uri
             model_id = getattr(info, "model_id", None)
@@ -273,9 +204,8 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status)
         return run_id
 
-    def log_pyfunc(self, result: ModelResult, run_id: str):
-        from mlflow import pyfunc
-        from mlflow.models import Model, infer_signature
+    def log_pyfunc(self, result: ModelResult):
+        from mlflow.models import infer_signature
 
         from recsys.serving.predictor import load_predictor
 
@@ -287,13 +217,8 @@ class MlflowTracker:
             signature = infer_signature(example, output, params=params)
             if result.extra.get("history_input"):
                 signature = _with_history_input(signature)
-        # `Model.log` is what `mlflow.pyfunc.log_model` calls, with the run given explicitly: this runs on the
-        # logging thread, where MLflow's (thread-local) active run is not the model run
-        return Model.log(
-            artifact_path=None,
+        return mlflow.pyfunc.log_model(
             name="model",
-            flavor=pyfunc,
-            run_id=run_id,
             python_model=str(PYFUNC_CODE),
             artifacts={"model": str(result.model_dir)},
             signature=signature,
@@ -303,10 +228,6 @@ class MlflowTracker:
 
     def log_comparison(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
                        ctx: TaskContext) -> None:
-        self._queue.submit(self._log_comparison_now, comparison, best, dict(run_ids), ctx)
-
-    def _log_comparison_now(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
-                            ctx: TaskContext) -> None:
         metric = ctx.cfg.selection_metric
         table = comparison.copy()
         table.insert(0, "run_id", [run_ids.get(m, "") for m in table.index])
@@ -322,22 +243,21 @@ class MlflowTracker:
 
     def render_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
                         ctx: TaskContext, folder: Path) -> dict[str, Path]:
-        """The decision's files (description, tests, decision.json, comparison chart, report.html) in `folder`,
-        drawn in the experiment thread (matplotlib), for `log_decision` to upload."""
+        """The decision's files (description, tests, decision.json, comparison chart, report.html) drawn in
+        `folder` for `log_decision` to upload (matplotlib and HTML: no MLflow call)."""
         from recsys.tracking.report import decision_files
 
         return decision_files(decision, results, comparison, ctx, folder)
 
     def log_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
                      run_ids: dict[str, str], ctx: TaskContext, files: dict[str, Path] | None = None) -> None:
-        """Queued: Δ and corrected p vs the best on each model run; ties, rule, reason and the Markdown
-        description as tags, and the files of `render_decision`, on the experiment run."""
+        """Δ and corrected p vs the best on each model run; ties, rule, reason and the Markdown description as
+        tags, and the files of `render_decision`, on the experiment run."""
         from recsys.tracking.report import log_decision
 
-        self._queue.submit(log_decision, self, decision, results, comparison, dict(run_ids), ctx, files or {})
+        log_decision(self, decision, results, comparison, run_ids, ctx, files or {})
 
     def register_best(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> dict[str, Any]:
-        self._queue.drain()  # the model and its metrics are in the store before a version points at them
         if run_id is None or "model_uri" not in best.extra:
             return {}
         from recsys.tracking.registry import register_challenger
