@@ -27,6 +27,7 @@ TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 PLAUSIBLE_FROM = 631_152_000  # 1990-01-01T00:00:00Z
 PLAUSIBLE_UNTIL = 4_102_444_800  # 2100-01-01T00:00:00Z: only used to infer the unit of numbers
 MIN_ROWS_FOR_SPAN_CHECK = 1000
+INT64_MAX = 2**63 - 1
 
 
 def iso(seconds: int) -> str:
@@ -128,6 +129,11 @@ def infer_unit(x: np.ndarray, label: str, knob: str) -> str:
 
 
 def _numbers_to_seconds(values: pd.Series, unit: str, label: str, knob: str) -> tuple[np.ndarray, str]:
+    if pd.api.types.is_unsigned_integer_dtype(values) and len(values) and int(values.max()) > INT64_MAX:
+        # uint64 past int64 would wrap to negative numbers (and read as "before 1990")
+        huge = values[values.astype(np.uint64) > np.uint64(INT64_MAX)]
+        raise DataError(f"{label}: {len(huge)} timestamp(s) at or above 2**63 (e.g. {int(huge.iloc[0])}), past any "
+                        f"unix time in any unit ({knob}); fix those rows")
     x = values.to_numpy(np.int64 if pd.api.types.is_integer_dtype(values) else np.float64)
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{label}: {int((~np.isfinite(x)).sum())} non-finite timestamp(s)")
@@ -139,5 +145,10 @@ def _numbers_to_seconds(values: pd.Series, unit: str, label: str, knob: str) -> 
     if x.dtype.kind == "i" or (np.all(x == np.floor(x)) and np.abs(x).max() < 2.0**63):  # exact integer path
         seconds = x.astype(np.int64) // per_second
     else:
-        seconds = np.floor(x / per_second).astype(np.int64)
+        floored = np.floor(x / per_second)
+        out_of_range = np.abs(floored) >= 2.0**63  # astype(int64) would wrap these
+        if out_of_range.any():
+            raise DataError(f"{label}: {int(out_of_range.sum())} timestamp(s) past any unix time in {unit} (e.g. "
+                            f"{x[out_of_range][0]:g}); check the unit ({knob}) or fix those rows")
+        seconds = floored.astype(np.int64)
     return seconds, unit

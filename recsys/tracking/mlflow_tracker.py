@@ -312,7 +312,8 @@ class MlflowTracker:
             mlflow.end_run(status)
 
 
-DATASET_SAMPLE_ROWS = 10_000
+DATASET_SAMPLE_ROWS = 10_000  # MLflow's digest reads this many rows
+SCHEMA_SAMPLE_ROWS = 1_000  # rows the schema's column types are inferred from (see schema_sample)
 
 
 def dataset_entity(frame: pd.DataFrame, name: str) -> DatasetEntity:
@@ -320,19 +321,36 @@ def dataset_entity(frame: pd.DataFrame, name: str) -> DatasetEntity:
 
     `from_pandas(frame)` reads every cell in Python twice (the digest checks each value's type, the schema
     inference each object column): 20 s for 2M rows, most of the logging time of a large experiment. MLflow's
-    digest hashes only the first 10,000 rows (plus the row count and the column names) anyway; here the
-    schema is inferred from those rows too, the digest follows the same recipe over all their columns, and the
-    profile counts the whole frame."""
+    digest hashes only the first 10,000 rows (plus the row count and the column names) anyway; here the digest
+    follows the same recipe over all their columns, and the profile counts the whole frame. The schema's types
+    come from `schema_sample`, `SCHEMA_SAMPLE_ROWS` rows (MLflow checks the type of every value of an object
+    column in Python, a tenth of a second per 10,000 rows), where a column that starts empty still shows the
+    type of its values."""
     head = frame.head(DATASET_SAMPLE_ROWS).reset_index(drop=True)
     md5 = hashlib.md5(usedforsecurity=False)
     md5.update(pd.util.hash_pandas_object(head, index=False).to_numpy().tobytes())
     md5.update(np.int64(len(frame)).tobytes())
     for col in frame.columns:
         md5.update(str(col).encode())
-    d = from_pandas(head, name=name, digest=md5.hexdigest()[:8]).to_dict()
+    d = from_pandas(schema_sample(frame), name=name, digest=md5.hexdigest()[:8]).to_dict()
     d["profile"] = json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)})
     return DatasetEntity(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
                          schema=d.get("schema"), profile=d["profile"])
+
+
+def schema_sample(frame: pd.DataFrame, rows: int = SCHEMA_SAMPLE_ROWS) -> pd.DataFrame:
+    """The first `rows` rows of `frame`, except that a column with nulls among them is replaced by its first
+    non-null values and one null (so its type is that of its values, wherever they start, and it is optional)."""
+    head = frame.head(rows).reset_index(drop=True)
+    for col in frame.columns:
+        if not head[col].isna().any():
+            continue
+        s = frame[col]
+        present = s.notna().to_numpy()
+        keep = np.flatnonzero(present)[:len(head) - 1]
+        first_null = np.flatnonzero(~present)[:1]
+        head[col] = s.iloc[np.concatenate([keep, first_null])].reset_index(drop=True).reindex(range(len(head)))
+    return head
 
 
 def end_status(exc: BaseException) -> str:

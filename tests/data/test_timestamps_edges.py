@@ -5,6 +5,7 @@ the messages and log lines that name the option to set."""
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,3 +62,35 @@ def test_parse_instant_is_a_date_unchecked_and_names_the_option():
         with pytest.raises(DataError, match=rf"^split.cutoff, column 'split.cutoff': 1 value\(s\) cannot be parsed as "
                                             rf"a date/time \(e.g. '{text}'\); fix the file or set split.cutoff$"):
             parse_instant(text, "split.cutoff")
+
+
+def test_uint64_at_or_above_two_to_the_63_is_refused_not_wrapped():
+    # np.uint64(2**63).astype(int64) wraps to -2**63: it used to read as "before 1990", naming the wrong problem
+    values = pd.Series(np.array([1_600_000_000, 2**63, 2**64 - 1], dtype=np.uint64))
+    for unit in ("s", "ns", "auto"):
+        with pytest.raises(DataError, match=r"^f.csv, column 'when': 2 timestamp\(s\) at or above 2\*\*63 \(e.g. "
+                                            r"9223372036854775808\), past any unix time in any unit "
+                                            r"\(data.tabular.timestamp_unit\); fix those rows$"):
+            to_epoch_seconds(values, "f.csv", column="when", unit=unit, option=KNOB)
+
+
+def test_uint64_up_to_int64_max_converts_exactly():
+    below = pd.Series(np.array([2**63 - 1, 1_600_000_000_999_999_999], dtype=np.uint64))
+    assert to_epoch_seconds(below, "f.csv", unit="ns", check=False).tolist() == [9_223_372_036, 1_600_000_000]
+    plain = pd.Series(np.array([1_600_000_000, 1_700_000_000], dtype=np.uint64))
+    assert to_epoch_seconds(plain, "f.csv", unit="auto").tolist() == [1_600_000_000, 1_700_000_000]
+
+
+def test_floats_past_int64_seconds_are_refused_not_wrapped():
+    # 1.5 sends the column down the float path; 2**63 s floors to 2**63, one past int64
+    for values, count, example in (([2.0**63, 1.5], 1, "9.22337e+18"), ([-1e30, 1.5, 1e30], 2, "-1e+30")):
+        with pytest.raises(DataError, match=rf"^f.csv, column 'when': {count} timestamp\(s\) past any unix time in s "
+                                            rf"\(e.g. {re.escape(example)}\); check the unit "
+                                            r"\(data.tabular.timestamp_unit\) or fix those rows$"):
+            to_epoch_seconds(pd.Series(values), "f.csv", column="when", unit="s", option=KNOB, check=False)
+    # the largest float below 2**63 still converts, floored like any other
+    assert to_epoch_seconds(pd.Series([2.0**63 - 1024, 1.5]), "f.csv", unit="s", check=False).tolist() == [
+        2**63 - 1024, 1]
+    # in ns, 1e30 is 1e21 s: past int64 too
+    with pytest.raises(DataError, match=r"1 timestamp\(s\) past any unix time in ns"):
+        to_epoch_seconds(pd.Series([1e30, 1.5]), "f.csv", column="when", unit="ns", option=KNOB, check=False)
