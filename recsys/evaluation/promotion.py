@@ -54,6 +54,9 @@ class Check:
     threshold: float | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        self.passed = bool(self.passed)  # comparisons of numpy metrics give numpy bools, which JSON refuses
+
     def to_dict(self) -> dict[str, Any]:
         return {k: json_number(v) for k, v in asdict(self).items()}
 

@@ -320,3 +320,20 @@ def test_a_challenger_without_a_task_tag_is_comparable_with_a_tagged_champion():
     assert same_evaluation_data(tags, {**untagged, "split_fingerprint": "s2"}, champion_version="1",
                                 challenger_version="2") is False
     assert same_evaluation_data(untagged, tags, champion_version="1", challenger_version="2") is True
+
+
+def test_checks_on_numpy_metrics_are_plain_bools_that_json_can_write():
+    # metrics read back from per-user tables are numpy floats; their comparisons are numpy bools
+    import json
+
+    guard = Guardrail(metric="coverage", max_drop_absolute=0.1)
+    checks, _ = compare(ev({P: np.float64(0.3), "coverage": np.float64(0.5)}, "v2"),
+                        ev({P: np.float64(0.25), "coverage": np.float64(0.45)}), P, "maximize", UpliftRule(), [guard],
+                        PolicyConfig())
+    floors = first_champion_checks(ev({P: np.float64(0.3)}), None, P, PolicyConfig(
+        first_champion=FirstChampion(baseline_model=None, min_metrics={P: 0.5})))[0]
+    everything = checks + floors
+    assert [(c.name, c.passed) for c in everything] == [("uplift", True), ("guardrail", True), ("min_metric", False)]
+    assert all(type(c.passed) is bool for c in everything)
+    assert json.loads(json.dumps([c.to_dict() for c in everything]))[2]["passed"] is False
+    assert Check("x", np.bool_(True)).passed is True and Check("x", np.bool_(False)).passed is False
