@@ -28,6 +28,7 @@ from recsys.config.schema import ExperimentConfig, ModelEntry
 from recsys.evaluation.decision import Decision, fmt
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
+from recsys.tracking.orphans import close_orphans, process_tags
 
 _log = get_logger(__name__)
 
@@ -87,9 +88,10 @@ class MlflowTracker:
         self.parent_id = run.info.run_id
         self.experiment_id = run.info.experiment_id
         try:  # from here on, any failure (a full disk while logging the config, a signal) closes the run
+            self._close_orphans()
             commit = git_commit()
             tags = {"role": "experiment", "task": cfg.task, "experiment_name": cfg.name, "mlflow.runName": run_name,
-                    "config_hash": config_hash(cfg), **cfg.experiment.tags}
+                    "config_hash": config_hash(cfg), **process_tags(), **cfg.experiment.tags}
             if config_path:
                 tags["config_path"] = str(config_path)
             if commit:
@@ -106,6 +108,13 @@ class MlflowTracker:
             mlflow.end_run(status)
             raise
         mlflow.end_run("FINISHED")
+
+    def _close_orphans(self) -> None:
+        """Runs of this experiment left RUNNING by a dead process on this host: FAILED (see orphans.py)."""
+        try:
+            close_orphans(self.client, str(self.experiment_id))
+        except mlflow.exceptions.MlflowException as exc:  # tidying up; never a reason not to run
+            _log.warning("could not look for runs left RUNNING by a dead process: %s", exc)
 
     _warned_default = False
 
@@ -152,7 +161,7 @@ class MlflowTracker:
         run = mlflow.start_run(run_name=entry.run_name, nested=True)
         run_id = run.info.run_id
         tags = {"role": "model", "task": ctx.cfg.task, "model": entry.name, "label": entry.run_name,
-                **self._ctx_tags}
+                **self._ctx_tags, **process_tags()}
         commit = git_commit()
         if commit:
             tags["git_commit"] = commit

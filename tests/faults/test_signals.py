@@ -140,6 +140,32 @@ def test_sigkill_after_optuna_recorded_the_trial_closes_its_run_as_recorded(tmp_
     assert statuses == ["FAILED", "FINISHED"]  # the killed worker's tuning run closed as FAILED by the rerun
 
 
+def test_sigkill_during_run_leaves_runs_the_next_run_closes_as_failed(tmp_path: Path) -> None:
+    """SIGKILL gives no chance to clean up: the experiment and model runs stay RUNNING until the next experiment
+    in the store finds their process gone and closes them FAILED, saying why; its own runs finish."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = write_config(tmp_path)
+    proc = recsys(["run", str(cfg)], tmp_path, env(uri, RECSYS_FAULT_AT="model:popularity", RECSYS_FAULT_SIGNAL="KILL"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    before = {r.info.run_id: r for r in runs(uri)}
+    left = {i: r for i, r in before.items() if r.info.status == "RUNNING"}
+    # the precondition: the experiment run and the model run that was being fitted are left RUNNING
+    assert sorted(r.data.tags.get("label", r.data.tags.get("role")) for r in left.values()) == [
+        "experiment", "popularity"]
+
+    again = recsys(["run", str(cfg)], tmp_path, env(uri))
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = {r.info.run_id: r for r in runs(uri)}
+    for run_id in left:
+        run = after[run_id]
+        assert run.info.status == "FAILED" and run.info.end_time, (run.info.run_name, run.info.status)
+        assert "ended without closing the run" in run.data.tags["recsys.closed_because"]
+    assert all(after[i].info.status == r.info.status for i, r in before.items() if i not in left)  # untouched
+    new = [r for i, r in after.items() if i not in before]
+    assert new and all(r.info.status == "FINISHED" for r in new)
+    assert "left RUNNING by a process that died" in again.stderr
+
+
 @pytest.mark.parametrize("stage", ["model:popularity", "register"])
 def test_sigterm_to_mlflow_run_reaches_the_child(tmp_path: Path, stage: str) -> None:
     """`mlflow run` is killed; its child gets SIGTERM too (exec + PR_SET_PDEATHSIG) and registers nothing."""
