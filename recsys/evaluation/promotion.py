@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recsys.config.policy import FirstChampion, Guardrail, PolicyConfig, UpliftRule
@@ -55,7 +56,8 @@ class Check:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        self.passed = bool(self.passed)  # comparisons of numpy metrics give numpy bools, which JSON refuses
+        if isinstance(self.passed, np.bool_):  # comparisons of numpy metrics give numpy bools, which JSON refuses
+            self.passed = bool(self.passed)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: json_number(v) for k, v in asdict(self).items()}

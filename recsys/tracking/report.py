@@ -1,5 +1,7 @@
-"""Logs an experiment's decision: Δ / corrected p on each model run; ties, rule, reason, the Markdown
-description (`mlflow.note.content`), the tests table and `report.html` on the experiment run."""
+"""An experiment's decision: `decision_files` draws the Markdown description, the tests table, decision.json, the
+comparison chart and `report.html` (matplotlib and HTML, no MLflow call); `log_decision` logs Δ / corrected p on
+each model run and ties, rule, reason, the description (`mlflow.note.content`) and those files on the experiment
+run."""
 
 from __future__ import annotations
 
