@@ -1,11 +1,12 @@
 """Runs left RUNNING by a process that died without closing them (SIGKILL, the OOM killer, a power cut).
 
-Every experiment and model run carries the identity of the process that logs it: host, pid and the pid's start
-time (Linux `/proc/<pid>/stat`, so a pid reused by another process is not taken for the original). When the next
-experiment starts in the same MLflow experiment, `close_orphans` closes as FAILED each RUNNING run whose process,
-on this host, no longer exists, with a tag saying why. Runs of live processes, of other hosts, and runs without
-the identity (logged by something else: `mlflow run`'s own, Optuna's trials, which the tuner closes) are left
-alone.
+Every experiment and model run carries the identity of the process that logs it: host, pid namespace, pid and
+the pid's start time (Linux `/proc/<pid>/stat`, so a pid reused by another process is not taken for the
+original; two containers with one host name have different pid namespaces). When the next experiment starts in
+the same MLflow experiment, `close_orphans` closes as FAILED each RUNNING run whose process, on this host and in
+this pid namespace, no longer exists, with a tag saying why. Runs of live processes, of other hosts or
+containers, and runs without the identity (logged by something else: `mlflow run`'s own, Optuna's trials,
+which the tuner closes) are left alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _log = get_logger(__name__)
 PID_TAG = "recsys.pid"
 HOST_TAG = "recsys.host"
 START_TAG = "recsys.process_start"  # clock ticks after boot (field 22 of /proc/<pid>/stat); "" off Linux
+PIDNS_TAG = "recsys.pid_namespace"  # /proc/self/ns/pid: containers with one hostname can see different pids
 CLOSED_TAG = "recsys.closed_because"
 
 
@@ -40,13 +42,24 @@ def process_start(pid: int) -> str | None:
 def process_tags() -> dict[str, str]:
     """The identity of this process, as run tags."""
     pid = os.getpid()
-    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), START_TAG: process_start(pid) or ""}
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), START_TAG: process_start(pid) or "",
+            PIDNS_TAG: pid_namespace()}
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace ("pid:[4026531836]"), "" where it cannot be read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def is_orphan(tags: dict[str, str]) -> bool:
     """Whether the process named by a run's tags ran on this host and is gone (or its pid now belongs to another
     process). False when unsure."""
     if PID_TAG not in tags or tags.get(HOST_TAG) != socket.gethostname():
+        return False
+    if tags.get(PIDNS_TAG, "") != pid_namespace():  # another container on this host name: its pids are not ours
         return False
     try:
         pid = int(tags[PID_TAG])

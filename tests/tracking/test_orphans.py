@@ -15,8 +15,10 @@ from recsys.tracking.orphans import (
     CLOSED_TAG,
     HOST_TAG,
     PID_TAG,
+    PIDNS_TAG,
     START_TAG,
     close_orphans,
+    pid_namespace,
     process_start,
     process_tags,
 )
@@ -35,13 +37,16 @@ def test_close_orphans_closes_only_the_runs_of_dead_processes_on_this_host(mlflo
     live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         live_start = process_start(live.pid)
-        assert live_start  # the precondition: /proc on this machine
+        assert live_start and pid_namespace()  # the precondition: /proc on this machine
         dead = _dead_pid()
+        ns = pid_namespace()
         cases = {
-            "dead": {PID_TAG: str(dead), HOST_TAG: host, START_TAG: "12345"},
-            "reused pid": {PID_TAG: str(live.pid), HOST_TAG: host, START_TAG: str(int(live_start) - 1)},
-            "live": {PID_TAG: str(live.pid), HOST_TAG: host, START_TAG: live_start},
-            "other host": {PID_TAG: str(dead), HOST_TAG: host + "-elsewhere", START_TAG: "12345"},
+            "dead": {PID_TAG: str(dead), HOST_TAG: host, START_TAG: "12345", PIDNS_TAG: ns},
+            "reused pid": {PID_TAG: str(live.pid), HOST_TAG: host, START_TAG: str(int(live_start) - 1),
+                           PIDNS_TAG: ns},
+            "live": {PID_TAG: str(live.pid), HOST_TAG: host, START_TAG: live_start, PIDNS_TAG: ns},
+            "other host": {PID_TAG: str(dead), HOST_TAG: host + "-elsewhere", START_TAG: "12345", PIDNS_TAG: ns},
+            "other container": {PID_TAG: str(dead), HOST_TAG: host, START_TAG: "12345", PIDNS_TAG: "pid:[1]"},
             "this process": process_tags(),
             "no identity": {},
             "bad pid": {PID_TAG: "n/a", HOST_TAG: host},
@@ -56,6 +61,7 @@ def test_close_orphans_closes_only_the_runs_of_dead_processes_on_this_host(mlflo
         status = {name: client.get_run(i).info for name, i in ids.items()}
         assert {n: s.status for n, s in status.items()} == {
             "dead": "FAILED", "reused pid": "FAILED", "live": "RUNNING", "other host": "RUNNING",
+            "other container": "RUNNING",
             "this process": "RUNNING", "no identity": "RUNNING", "bad pid": "RUNNING"}
         assert status["dead"].end_time and status["reused pid"].end_time
         why = client.get_run(ids["dead"]).data.tags[CLOSED_TAG]
@@ -73,8 +79,8 @@ def test_experiment_and_model_runs_carry_the_process_and_the_next_experiment_clo
     client = MlflowClient(mlflow_uri)
     exp = client.create_experiment(cfg.name)
     host = socket.gethostname()
-    orphan = client.create_run(exp, tags={PID_TAG: str(_dead_pid()), HOST_TAG: host, START_TAG: "1"},
-                               run_name="killed earlier").info.run_id
+    orphan = client.create_run(exp, tags={PID_TAG: str(_dead_pid()), HOST_TAG: host, START_TAG: "1",
+                                          PIDNS_TAG: pid_namespace()}, run_name="killed earlier").info.run_id
     result = run_experiment(cfg, tracker=MlflowTracker(mlflow_uri))
     mine = process_tags()
     for run_id in [result.parent_run_id, *result.run_ids.values()]:
