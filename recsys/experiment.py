@@ -124,11 +124,9 @@ class NullTracker:
                        ctx: TaskContext) -> None:
         pass
 
-    logs_files = False  # nothing to render the decision report for
-
     def render_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
                         ctx: TaskContext, folder: Path) -> dict[str, Path]:
-        return {}
+        return {}  # nothing is logged: nothing to draw
 
     def log_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
                      run_ids: dict[str, str], ctx: TaskContext, files: dict[str, Path] | None = None) -> None:
@@ -185,8 +183,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
             _log.info("selected model by %s: %s (%.4g); %s", cfg.selection_metric, best.entry.run_name,
                       best.metrics.get(cfg.selection_metric, float("nan")), decision.reason)
             tracker.log_comparison(comparison, best, run_ids, ctx)
-            files = (tracker.render_decision(decision, results, comparison, ctx, root / "decision")
-                     if getattr(tracker, "logs_files", False) else {})
+            files = tracker.render_decision(decision, results, comparison, ctx, root / "decision")
             tracker.log_decision(decision, results, comparison, run_ids, ctx, files)
             registry: dict[str, Any] = {}
             if cfg.registry.enabled:

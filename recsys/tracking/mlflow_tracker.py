@@ -55,8 +55,6 @@ def git_commit() -> str | None:
 class MlflowTracker:
     """Turns experiment events into MLflow runs. Every run that raises is closed as FAILED."""
 
-    logs_files = True  # the experiment draws the decision report for this tracker (render_decision)
-
     def __init__(self, tracking_uri: str | None = None, log_models: bool = True) -> None:
         from recsys.tracking.store import check_tracking_store
 
