@@ -179,14 +179,25 @@ def test_factor_scores_are_bit_identical_whatever_the_batch_its_order_and_the_th
     np.testing.assert_array_equal(batch, exact.astype(np.float32))  # the float64 sum, rounded once
 
 
+# every model with a `num_threads` that is reproducible by design, in groups: implicit's kernels (BLAS and
+# OpenMP), the BLAS fits (EASE's inverse, RP3beta's products) and torch's intra-op threads (Mult-VAE, SASRec).
+# BPR is left out: implicit's BPR fit with more than one thread is Hogwild (not reproducible by design).
+THREADED_MODELS = {
+    "implicit": [{"name": "item_knn", "params": {"k_neighbors": 20}},
+                 {"name": "als", "params": {"factors": 16, "iterations": 5}}],
+    "blas": [{"name": "ease", "params": {"regularization": 50.0}}, {"name": "rp3beta", "params": {}}],
+    "torch": [{"name": "multvae", "params": {"epochs": 4, "hidden": 64, "latent": 16, "random_state": 3}},
+              {"name": "sasrec", "params": {"epochs": 2, "factors": 16, "max_len": 20, "random_state": 3}}],
+}
+
+
 @pytest.mark.slow
-def test_same_config_and_seed_give_identical_metrics_with_one_and_two_threads(tiny_config) -> None:
-    # BPR is left out: implicit's BPR fit with more than one thread is Hogwild (not reproducible by design)
+@pytest.mark.parametrize("group", sorted(THREADED_MODELS))
+def test_same_config_and_seed_give_identical_metrics_with_one_and_two_threads(tiny_config, group) -> None:
     def metrics(threads: int):
-        cfg = tiny_config(models=[
-            {"name": "item_knn", "params": {"k_neighbors": 20, "num_threads": threads}},
-            {"name": "als", "params": {"factors": 16, "iterations": 5, "num_threads": threads}}])
-        res = run_experiment(cfg)
+        models = [{"name": m["name"], "params": {**m["params"], "num_threads": threads}}
+                  for m in THREADED_MODELS[group]]
+        res = run_experiment(tiny_config(models=models))
         return {r.entry.run_name: r.metrics for r in res.results}, {
             r.entry.run_name: r.per_user for r in res.results}
 
