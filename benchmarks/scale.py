@@ -46,7 +46,8 @@ SIZES = {"quickstart": (3_000, 1_000, 25), "0.4M": (20_000, 4_000, 25), "2M": (5
 MODELS = [{"name": "random"}, {"name": "popularity"},
           {"name": "item_knn", "params": {"k_neighbors": 100, "similarity": "cosine"}},
           {"name": "als", "params": {"factors": 64, "regularization": 0.01, "iterations": 15, "random_state": 42}}]
-TRACKER_METHODS = ("log_context", "log_model_result", "log_comparison", "log_decision", "register_best")
+TRACKER_METHODS = ("log_context", "log_model_result", "log_selected_model", "log_comparison", "log_decision",
+                   "register_best")
 
 
 def peak_rss_mb() -> float:
@@ -120,7 +121,7 @@ def timed_tracker(uri: str, stages: Stages):
     return tracker
 
 
-def run_one(size: str, max_users: int | None = None) -> dict:
+def run_one(size: str, max_users: int | None = None, log_models: str = "all") -> dict:
     import recsys.tasks.recommend as task_module
     from recsys.config import config_from_dict
     from recsys.data import sources, synthetic
@@ -151,7 +152,7 @@ def run_one(size: str, max_users: int | None = None) -> dict:
                                                       "days": 180, "mean_interactions": mean}},
         "split": {"method": "temporal", "test_size": 0.2},
         "metrics": {"k": [10], "primary": "ndcg_at_10", "max_users": max_users},
-        "models": MODELS, "registry": {"enabled": False}})
+        "models": MODELS, "registry": {"enabled": False}, "tracking": {"log_models": log_models}})
     with tempfile.TemporaryDirectory(prefix="recsys-scale-") as tmp:
         tracker = timed_tracker(f"sqlite:///{tmp}/mlflow.db", stages)
         rss_before = rss_mb()
@@ -179,7 +180,7 @@ def run_one(size: str, max_users: int | None = None) -> dict:
             "peak_rss_mb": peak_rss_mb(), "als_eval_over_implicit": ours / peer,
             "als_eval_seconds": ours, "implicit_recommend_plus_metrics_seconds": peer,
             "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall,
-            "max_users": max_users, "interaction_table_mb": table_mb, "rss_before_data_mb": rss_before,
+            "max_users": max_users, "log_models": log_models, "interaction_table_mb": table_mb, "rss_before_data_mb": rss_before,
             "data_path_peak_mb": data_peak, "data_path_memory_over_table": (data_peak - rss_before) / table_mb,
             "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]}
 
@@ -249,18 +250,20 @@ def main() -> None:
                     help="metrics.max_users at a size: evaluate a seeded sample of N users there (e.g. 20M=50000)")
     ap.add_argument("--merge", metavar="JSON", help="also take the sizes saved in this earlier scale.json that are "
                     "not run now (each row keeps its own load average); the table and exponents cover all of them")
+    ap.add_argument("--log-models", default="all", choices=["all", "selected", "none"],
+                    help="tracking.log_models of the experiment (default all: a pyfunc model per model run)")
     ap.add_argument("--one", choices=list(SIZES), help=argparse.SUPPRESS)
     ap.add_argument("--one-max-users", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.one_max_users)))
+        print(json.dumps(run_one(args.one, args.one_max_users, args.log_models)))
         return
     caps = parse_caps(args.max_users)
     rows = []
     env = {**os.environ, "RECSYS_PROGRESS": "0"}
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--one", size] + (["--one-max-users", str(caps[size])] if size in caps else [])
+        cmd = [sys.executable, __file__, "--one", size, "--log-models", args.log_models] + (["--one-max-users", str(caps[size])] if size in caps else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             sys.exit(f"size {size} failed:\n{proc.stderr[-4000:]}")

@@ -124,6 +124,9 @@ class NullTracker:
                        ctx: TaskContext) -> None:
         pass
 
+    def log_selected_model(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> None:
+        pass
+
     def render_decision(self, decision: Decision, results: list[ModelResult], comparison: pd.DataFrame,
                         ctx: TaskContext, folder: Path) -> dict[str, Path]:
         return {}  # nothing is logged: nothing to draw
@@ -183,6 +186,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Any = None, config_path: str 
             _log.info("selected model by %s: %s (%.4g); %s", cfg.selection_metric, best.entry.run_name,
                       best.metrics.get(cfg.selection_metric, float("nan")), decision.reason)
             tracker.log_comparison(comparison, best, run_ids, ctx)
+            tracker.log_selected_model(best, run_ids.get(best.entry.run_name), ctx)
             files = tracker.render_decision(decision, results, comparison, ctx, root / "decision")
             tracker.log_decision(decision, results, comparison, run_ids, ctx, files)
             registry: dict[str, Any] = {}

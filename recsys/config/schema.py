@@ -269,6 +269,14 @@ class RegistryConfig(StrictModel):
     enabled: bool = Field(True, description="register the selected model as a new version (alias challenger)")
 
 
+class TrackingConfig(StrictModel):
+    log_models: Literal["all", "selected", "none"] = Field(
+        "all", description="pyfunc models logged to MLflow: every model's (all); only the selected model's, once the "
+                           "comparison has chosen it (selected: a fraction of the logging time and of the artifact "
+                           "disk, e.g. EASE's dense item x item matrix per model); none (then registry.enabled must "
+                           "be false: there is no model to register)")
+
+
 class ExperimentMeta(StrictModel):
     auto_promote: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
@@ -286,6 +294,7 @@ class ExperimentConfig(StrictModel):
     models: list[ModelEntry] = Field(..., min_length=1)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     experiment: ExperimentMeta = Field(default_factory=ExperimentMeta)
     task_params: dict[str, Any] = Field(default_factory=dict,
                                         description="task-specific options (audience, search, segment)")
@@ -305,6 +314,14 @@ class ExperimentConfig(StrictModel):
             raise ValueError(f"data.{src} sets a {' and a '.join(parts)} part, which only split.method "
                              f"'predefined' reads (split.method is {self.split.method!r}); "
                              "set split.method: predefined")
+        return self
+
+    @model_validator(mode="after")
+    def _registry_has_a_model(self) -> ExperimentConfig:
+        if self.registry.enabled and self.tracking.log_models == "none":
+            raise ValueError("tracking.log_models is 'none' but registry.enabled is true: the selected model must be "
+                             "logged to be registered; set tracking.log_models: selected (or all), or "
+                             "registry.enabled: false")
         return self
 
     @model_validator(mode="after")

@@ -179,7 +179,7 @@ class MlflowTracker:
         metrics.update(result.seconds)
         tags = dict(result.tags)
         model_id = None
-        if self.log_models and result.model_dir is not None:
+        if self.log_models and ctx.cfg.tracking.log_models == "all" and result.model_dir is not None:
             # the model first: its metrics are then logged once, linked to it (logged after the metrics, MLflow
             # would read every metric's history back and log it again to link it: two round trips per metric)
             info = self.log_pyfunc(result)
@@ -211,8 +211,21 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status)
         return run_id
 
-    def log_pyfunc(self, result: ModelResult):
-        from mlflow.models import infer_signature
+    def log_selected_model(self, best: ModelResult, run_id: str | None, ctx: TaskContext) -> None:
+        """`tracking.log_models: selected`: the chosen model's pyfunc, logged to its (finished) run afterwards."""
+        if run_id is None or not self.log_models or ctx.cfg.tracking.log_models != "selected" or best.model_dir is None:
+            return
+        try:
+            info = self.log_pyfunc(best, run_id=run_id)
+            best.extra["model_uri"] = info.model_uri
+            self._batch(run_id, tags={"model_uri": info.model_uri})
+        except BaseException:  # the run whose model could not be logged is FAILED, as it is when logged in-run
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+
+    def log_pyfunc(self, result: ModelResult, run_id: str | None = None):
+        """The model as an MLflow pyfunc (model from code + the saved folder), in the active run or in `run_id`."""
+        from mlflow.models import Model, infer_signature
 
         from recsys.serving.predictor import load_predictor
 
@@ -224,14 +237,14 @@ class MlflowTracker:
             signature = infer_signature(example, output, params=params)
             if result.extra.get("history_input"):
                 signature = _with_history_input(signature)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"model": str(result.model_dir)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_requirements(),
-        )
+        kwargs = dict(name="model", python_model=str(PYFUNC_CODE), artifacts={"model": str(result.model_dir)},
+                      signature=signature, input_example=example, pip_requirements=_requirements())
+        if run_id is None:
+            return mlflow.pyfunc.log_model(**kwargs)
+        # a run that has ended: Model.log takes its id (pyfunc.log_model only logs to the active run) and leaves
+        # its status and end time alone; the flavor name is the one pyfunc.log_model gives a model from code
+        return Model.log(artifact_path=None, flavor=mlflow.pyfunc, run_id=run_id, flavor_name="pyfunc.ModelFromCode",
+                         **kwargs)
 
     def log_comparison(self, comparison: pd.DataFrame, best: ModelResult, run_ids: dict[str, str],
                        ctx: TaskContext) -> None:
