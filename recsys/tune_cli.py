@@ -59,6 +59,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         tunable = [m.run_name for m in cfg.models if m.search]
         raise ConfigError(f"model {entry.run_name!r} has no `search` space in {args.config}; "
                           f"tunable entries: {', '.join(tunable) or 'none'}")
+    if args.register and (args.no_log_model or cfg.tracking.log_models == "none"):
+        why = "--no-log-model" if args.no_log_model else "tracking.log_models is 'none'"
+        raise ConfigError(f"--register needs the tuned model logged, but {why}; drop one of the two")
     registry = cfg.registry.model_copy(update={"enabled": bool(args.register)})
     cfg = cfg.model_copy(update={"models": [entry], "registry": registry})
     interval = max(1, args.heartbeat_interval)

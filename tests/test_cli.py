@@ -23,6 +23,8 @@ def run_cli(*args, cwd):
     ({"name": "x", "models": [{"name": "popularity"}], "data": {"source": "tabular",
                                                                 "tabular": {"interactions": "missing.csv"}}},
      "missing.csv: file does not exist"),
+    ({"name": "x", "models": [{"name": "popularity"}], "tracking": {"log_models": "none"}},
+     "tracking.log_models is 'none' but registry.enabled is true"),
 ])
 def test_bad_input_one_line_nonzero_exit(tmp_path, content, needle):
     cfg = tmp_path / "c.yaml"

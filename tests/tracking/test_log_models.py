@@ -95,3 +95,26 @@ def test_selected_model_that_cannot_be_logged_fails_its_run_and_registers_nothin
     assert sorted(status.values()).count("FAILED") == 1 and "RUNNING" not in status.values()
     assert client.search_registered_models() == [] or not client.search_model_versions(
         f"name='{cfg.registered_model_name}'")
+
+
+@pytest.mark.parametrize("flags,over,why", [
+    (["--no-log-model"], [], "--no-log-model"),
+    ([], ["--set", "tracking.log_models=none", "--set", "registry.enabled=false"], "tracking.log_models is 'none'"),
+])
+def test_tune_register_without_a_logged_model_is_refused_before_any_trial(tmp_path, capsys, monkeypatch, flags,
+                                                                          over, why):
+    import yaml
+
+    from recsys.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "x", "models": [
+        {"name": "als", "search": {"factors": {"type": "int", "low": 4, "high": 8}}}]}))
+    storage = tmp_path / "optuna.db"
+    code = main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "tune", str(cfg), "--model", "als",
+                 "--register", "--storage", f"sqlite:///{storage}", *flags, *over])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--register needs the tuned model logged, but {why}" in err
+    assert not storage.exists() and not (tmp_path / "mlflow.db").exists()  # refused before any store was made
