@@ -316,6 +316,18 @@ class PostgresCluster:
     dsn: str  # libpq connection string of the `postgres` database
     port: int
 
+    def create_databases(self, *names: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        try:
+            with conn.cursor() as cur:
+                for name in names:
+                    cur.execute(f"CREATE DATABASE {name}")
+        finally:
+            conn.close()
+
 
 def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd

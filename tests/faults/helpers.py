@@ -78,3 +78,21 @@ def runs(uri: str, experiment: str = "faults") -> list[Any]:
 
 def model_versions(uri: str, name: str = "faults-model") -> list[Any]:
     return list(_client(uri).search_model_versions(f"name='{name}'"))
+
+
+def check_lease_expiry(uri: str, name: str) -> None:
+    """A lease whose holder died (never released) is taken over once it expires; a live one is not; the dead
+    holder's late release does not free its successor's lease."""
+    from recsys.tracking.registry_lock import _SqlLease
+
+    dead = _SqlLease(uri, name, ttl=0.0)
+    assert dead.try_acquire()
+    live = _SqlLease(uri, name, ttl=3600.0)
+    assert live.try_acquire(), "an expired lease must be taken over"
+    other = _SqlLease(uri, name, ttl=3600.0)
+    assert not other.try_acquire(), "a live lease must not be taken"
+    dead.release()
+    assert other.current_holder() == live.holder and not other.try_acquire()
+    live.release()
+    assert other.try_acquire()
+    other.release()

@@ -20,7 +20,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from recsys.errors import PromotionError
-from tests.faults.helpers import env
+from tests.faults.helpers import check_lease_expiry, env
 
 pytestmark = pytest.mark.slow
 
@@ -129,18 +129,8 @@ def test_two_processes_promote_at_once(store, tmp_path: Path) -> None:
 
 def test_dead_holder_lease_expires(store) -> None:
     """A lease whose holder died (never released) is taken over once it expires; a live one is not."""
-    from recsys.tracking.registry_lock import _SqlLease
-
     _client, _policy, uri = store
-    dead = _SqlLease(uri, NAME, ttl=0.0)
-    assert dead.try_acquire()
-    live = _SqlLease(uri, NAME, ttl=3600.0)
-    assert live.try_acquire(), "an expired lease must be taken over"
-    other = _SqlLease(uri, NAME, ttl=3600.0)
-    assert not other.try_acquire(), "a live lease must not be taken"
-    live.release()
-    assert other.try_acquire()
-    other.release()
+    check_lease_expiry(uri, NAME)
 
 
 def test_rollback_on_an_empty_store_is_one_line(tmp_path: Path, mlflow_uri: str) -> None:

@@ -10,6 +10,8 @@ import threading
 
 import pytest
 
+from tests.faults.helpers import check_lease_expiry
+
 pytestmark = pytest.mark.slow  # starts a PostgreSQL cluster: `pytest -m "not slow"` skips it
 
 NAME = "lease-model"
@@ -17,13 +19,7 @@ NAME = "lease-model"
 
 @pytest.fixture
 def pg_url(postgres_cluster):
-    import psycopg2
-
-    conn = psycopg2.connect(postgres_cluster.dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE leases")
-    conn.close()
+    postgres_cluster.create_databases("leases")
     return f"{postgres_cluster.url}/leases"
 
 
@@ -67,19 +63,7 @@ def test_many_callers_at_once_create_the_table_and_exactly_one_holds_the_lease(p
 
 
 def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(pg_url) -> None:
-    from recsys.tracking.registry_lock import _SqlLease
-
-    dead = _SqlLease(pg_url, NAME, ttl=0.0)
-    assert dead.try_acquire()
-    live = _SqlLease(pg_url, NAME, ttl=3600.0)
-    assert live.try_acquire(), "an expired lease must be taken over"
-    other = _SqlLease(pg_url, NAME, ttl=3600.0)
-    assert not other.try_acquire(), "a live lease must not be taken"
-    dead.release()  # the dead holder's late release must not free the new holder's lease
-    assert other.current_holder() == live.holder and not other.try_acquire()
-    live.release()
-    assert other.try_acquire()
-    other.release()
+    check_lease_expiry(pg_url, NAME)
 
 
 def test_holders_of_the_lease_take_turns(pg_url, monkeypatch) -> None:

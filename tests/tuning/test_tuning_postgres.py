@@ -32,14 +32,7 @@ CONFIG = {
 @pytest.fixture
 def postgres(postgres_cluster):
     """The throwaway cluster (tests/conftest.py) with databases for MLflow and Optuna; yields its base URL."""
-    import psycopg2
-
-    conn = psycopg2.connect(postgres_cluster.dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE mlflow")
-        cur.execute("CREATE DATABASE optuna")
-    conn.close()
+    postgres_cluster.create_databases("mlflow", "optuna")
     yield postgres_cluster.url
 
 
