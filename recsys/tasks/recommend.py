@@ -38,6 +38,17 @@ class RecommendState(TaskState):
     items: pd.DataFrame | None
     dataset: Dataset | None = None
     folds: list[RecommendState] | None = None
+    _slice_labels: tuple[tuple[Any, ...], np.ndarray] | None = dataclasses.field(default=None, init=False,
+                                                                                repr=False, compare=False)
+
+    def slice_labels(self) -> np.ndarray:
+        """`user_slice_labels` of this state, computed once for its (data, target, split): every model of the
+        experiment is evaluated on the same users (recomputed, it was most of a cheap model's evaluation time)."""
+        key = (self.data, self.target, self.split)
+        cached = self._slice_labels
+        if cached is None or any(a is not b for a, b in zip(cached[0], key)):
+            cached = self._slice_labels = (key, user_slice_labels(self.data, self.target, self.split))
+        return cached[1]
 
 
 class RecommendTask(Task):
@@ -46,6 +57,7 @@ class RecommendTask(Task):
     state_type: type[RecommendState] = RecommendState
     # selection.metric may name a fold or slice aggregate; the primary must be a computed metric
     metric_keys: tuple[str, ...] = ("metrics.primary",)
+    user_slices = True  # evaluate() reports metrics by user activity slice (state.slice_labels)
 
     def prepare(self, cfg: ExperimentConfig) -> TaskContext:
         t0 = time.perf_counter()
@@ -68,6 +80,9 @@ class RecommendTask(Task):
         ctx.state.dataset = dataset
         if folds:
             self._add_folds(ctx, folds, common_train, dataset.items)
+        if self.user_slices:  # work for the whole experiment: here, not inside the first model's evaluation
+            for state in ctx.state.folds or [ctx.state]:
+                state.slice_labels()
         ctx.stats["seconds_prepare"] = time.perf_counter() - t0
         return ctx
 
@@ -149,10 +164,12 @@ class RecommendTask(Task):
         result = ModelResult(entry=entry, params=flatten(model.params, "model."), metrics=res.metrics, model=model,
                              per_user=res.per_user)
         if not ctx.is_validation and res.ranked is not None:
-            table = recommend_slices(res.per_user, res.ranked, state.data, state.target, state.split, cfg.metrics.k)
+            labels = state.slice_labels()
+            table = recommend_slices(res.per_user, res.ranked, state.data, state.target, state.split, cfg.metrics.k,
+                                     labels)
             result.tables["slices.parquet"] = table
             result.metrics.update(slice_metrics(table))
-            result.extra["slice_labels"] = user_slice_labels(state.data, state.target, state.split)
+            result.extra["slice_labels"] = labels
         if store:
             result.extra["recommendations"] = res.recommendations
         return result
@@ -180,16 +197,21 @@ class RecommendTask(Task):
 
 def user_slice_labels(data: TrainData, target: EvalTarget, split: Split) -> np.ndarray:
     """Activity slice of each evaluated user (training interactions; unknown users are the fallback slice)."""
-    idx = data.users.index(split.train["user_id"].to_numpy())
-    counts = np.bincount(idx[idx >= 0], minlength=data.n_users)
+    per_id = split.train["user_id"].value_counts(sort=False)  # rows per distinct id: few ids to look up
+    idx = data.users.index(per_id.index.to_numpy())
+    counts = np.zeros(data.n_users, dtype=np.int64)
+    known = idx >= 0
+    counts[idx[known]] = per_id.to_numpy()[known]  # the ids are distinct: one count per user
     activity = np.where(target.user_idx >= 0, counts[np.maximum(target.user_idx, 0)], 0)
     return activity_slice(activity)
 
 
 def recommend_slices(per_user: pd.DataFrame, ranked: np.ndarray, data: TrainData, target: EvalTarget, split: Split,
-                     ks: list[int]) -> pd.DataFrame:
-    """User slices (activity buckets, fallback) and recall by the relevant items' popularity (head / tail)."""
-    users = user_slices(per_user, user_slice_labels(data, target, split))
+                     ks: list[int], labels: np.ndarray | None = None) -> pd.DataFrame:
+    """User slices (activity buckets, fallback) and recall by the relevant items' popularity (head / tail).
+
+    labels: `user_slice_labels(data, target, split)` when the caller has them already."""
+    users = user_slices(per_user, user_slice_labels(data, target, split) if labels is None else labels)
     items = popularity_recall(ranked, target.relevant, target.n_relevant, head_items(data.item_popularity()), ks)
     return pd.concat([users, items], ignore_index=True)
 

@@ -35,6 +35,7 @@ class SimilarTask(RecommendTask):
     supports_folds = False
     state_type = SimilarState
     metric_keys = ("metrics.primary", "selection.metric")
+    user_slices = False  # item-to-item lists: no user slices
 
     def _context(self, cfg, name, fingerprint, split, items, is_validation=False) -> TaskContext:
         ctx = super()._context(cfg, name, fingerprint, split, items, is_validation)

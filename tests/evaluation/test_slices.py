@@ -89,3 +89,54 @@ def test_slice_metric_names_are_grouped_and_skip_empty_slices():
     table = pd.DataFrame({"slice": ["activity_1", "fallback"], "kind": ["activity", "fallback"], "users": [3, 0],
                           "ndcg_at_10": [0.5, np.nan]})
     assert slice_metrics(table) == {"slice/activity_1/users": 3.0, "slice/activity_1/ndcg_at_10": 0.5}
+
+
+def test_user_slice_labels_count_training_rows_per_user_like_a_hand_loop():
+    """Rows (not distinct items) per user, duplicates and repeat events included; ids of users the model does
+    not know (cold test users) are the fallback; integer and string ids alike."""
+    from recsys.tasks.recommend import user_slice_labels
+
+    rng = np.random.default_rng(4)
+    for as_text in (False, True):
+        users = rng.integers(0, 60, 900)
+        train = pd.DataFrame({"user_id": users, "item_id": rng.integers(0, 40, 900),
+                              "timestamp": pd.date_range("2024-01-01", periods=900, freq="h"), "weight": 1.0})
+        train = pd.concat([train, train.iloc[:50]], ignore_index=True)  # repeated rows count again
+        if as_text:
+            train["user_id"] = "u" + train["user_id"].astype(str)
+        data = TrainData.build(train, None)
+        test_ids = pd.unique(np.concatenate([train["user_id"].to_numpy()[:200:3],
+                                             np.array(["cold-1", "cold-2"] if as_text else [1000, 1001])]))
+        test = pd.DataFrame({"user_id": test_ids, "item_id": train["item_id"].iloc[0],
+                             "timestamp": pd.Timestamp("2025-01-01"), "weight": 1.0})
+        target = build_target(data, test, "fallback", "keep")
+        hand: dict = {}
+        for uid in train["user_id"].tolist():
+            hand[uid] = hand.get(uid, 0) + 1
+        expect = activity_slice(np.array([hand.get(u, 0) if idx >= 0 else 0
+                                          for u, idx in zip(target.user_ids, target.user_idx)]))
+        split = type("S", (), {"train": train})()
+        got = user_slice_labels(data, target, split)
+        assert got.tolist() == expect.tolist()
+        assert "fallback" in set(got.tolist()) and len(set(got.tolist())) >= 3
+
+
+def test_slice_labels_are_computed_once_per_data_target_and_split(evaluated, monkeypatch):
+    import dataclasses
+
+    from recsys.evaluation.recommend import sample_target
+    from recsys.tasks import recommend as task_module
+
+    data, target, split, _ = evaluated
+    state = task_module.RecommendState(split=split, data=data, target=target, items=None)
+    calls = []
+    real = task_module.user_slice_labels
+    monkeypatch.setattr(task_module, "user_slice_labels", lambda *a: calls.append(a) or real(*a))
+    first = state.slice_labels()
+    assert state.slice_labels() is first and len(calls) == 1  # every model after the first: no recomputation
+    state.target = sample_target(target, 50, seed=1)  # a new target: new labels, for its users
+    again = state.slice_labels()
+    assert len(calls) == 2 and len(again) == len(state.target.user_ids)
+    assert again.tolist() == real(data, state.target, split).tolist()
+    copy = dataclasses.replace(state, target=target)  # a copy does not carry the cache over
+    assert copy.slice_labels().tolist() == first.tolist() and len(calls) == 3
