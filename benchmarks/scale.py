@@ -180,7 +180,8 @@ def run_one(size: str, max_users: int | None = None, log_models: str = "all") ->
             "peak_rss_mb": peak_rss_mb(), "als_eval_over_implicit": ours / peer,
             "als_eval_seconds": ours, "implicit_recommend_plus_metrics_seconds": peer,
             "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall,
-            "max_users": max_users, "log_models": log_models, "interaction_table_mb": table_mb, "rss_before_data_mb": rss_before,
+            "max_users": max_users, "log_models": log_models, "interaction_table_mb": table_mb,
+            "rss_before_data_mb": rss_before,
             "data_path_peak_mb": data_peak, "data_path_memory_over_table": (data_peak - rss_before) / table_mb,
             "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]}
 
@@ -263,7 +264,8 @@ def main() -> None:
     rows = []
     env = {**os.environ, "RECSYS_PROGRESS": "0"}
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--one", size, "--log-models", args.log_models] + (["--one-max-users", str(caps[size])] if size in caps else [])
+        cmd = [sys.executable, __file__, "--one", size, "--log-models", args.log_models]
+        cmd += ["--one-max-users", str(caps[size])] if size in caps else []
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             sys.exit(f"size {size} failed:\n{proc.stderr[-4000:]}")

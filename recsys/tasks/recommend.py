@@ -43,7 +43,8 @@ class RecommendState(TaskState):
 
     def slice_labels(self) -> np.ndarray:
         """`user_slice_labels` of this state, computed once for its (data, target, split): every model of the
-        experiment is evaluated on the same users (recomputed, it was most of a cheap model's evaluation time)."""
+        experiment is evaluated on the same users (recomputed per model, it was most of a cheap model's evaluation
+        time)."""
         key = (self.data, self.target, self.split)
         cached = self._slice_labels
         if cached is None or any(a is not b for a, b in zip(cached[0], key)):

@@ -27,7 +27,8 @@ def test_many_callers_at_once_create_the_table_and_exactly_one_holds_the_lease(p
     from recsys.tracking.registry_lock import _SqlLease
 
     n = 8
-    barrier = threading.Barrier(n)
+    barrier = threading.Barrier(n)  # all create their lease (and the table) at once
+    barrier_acquire = threading.Barrier(n)  # then all try to take it at once
     won: list[str] = []
     errors: list[BaseException] = []
     leases: list[_SqlLease] = []
@@ -46,7 +47,6 @@ def test_many_callers_at_once_create_the_table_and_exactly_one_holds_the_lease(p
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    barrier_acquire = threading.Barrier(n)
     threads = [threading.Thread(target=caller) for _ in range(n)]
     for t in threads:
         t.start()
