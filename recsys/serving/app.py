@@ -109,6 +109,7 @@ class LoadedModelInfo(ModelRef):
 
 class ModelsInfo(BaseModel):
     alias: str
+    loaded: bool = Field(description="false until the first load has finished (models and missing are empty until then)")
     models: list[LoadedModelInfo]
     tasks: dict[str, str] = Field(description="task -> registered model answering it")
     missing: list[str] = Field(description="configured models with no version holding the alias")
@@ -385,7 +386,7 @@ def create_api(holder: ServiceHolder) -> FastAPI:
     @api.get("/models", response_model=ModelsInfo, tags=["ops"], summary="the loaded models")
     async def models() -> dict[str, Any]:
         state = holder.state
-        return {"alias": cfg.alias, "models": [m.describe() for m in state.models],
+        return {"alias": cfg.alias, "loaded": state.loaded, "models": [m.describe() for m in state.models],
                 "tasks": {t: m.name for t, m in state.by_task.items()}, "missing": list(state.missing),
                 "errors": state.errors, "last_reload_error": holder.last_error}
 
