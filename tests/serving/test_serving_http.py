@@ -105,7 +105,7 @@ def test_health_ready_and_models_describe_the_champion(served: Served) -> None:
     status, ready = served.get("/ready")
     assert status == 200 and "recommend" in ready["tasks"]
     status, info = served.get("/models")
-    assert status == 200
+    assert status == 200 and info["loaded"] is True
     [m] = info["models"]
     assert (m["name"], m["version"], m["alias"], m["run_id"], m["task"]) == \
         (MODEL, served.version, "champion", served.run_id, "recommend")
