@@ -19,7 +19,8 @@ at most 3x). The 1-minute load average is recorded before and after each size (t
 With two or more sizes, the growth exponent of
 each stage is the least-squares slope of log(seconds) against log(interactions) and against log(users x items).
 Each size also times our ALS evaluation against implicit's `recommend` + our metrics on the same fitted model
-and users (benchmarks/ranking.py), in the same process.
+and users (benchmarks/ranking.py), in the same process, and the evaluate stage (ranking, metrics, slices) of
+random, popularity and ALS again, best of 3 each: ALS over random and over popularity (issue 14: at least 5x).
 
     python benchmarks/scale.py                       # 0.4M, 2M, 6M, 20M (the 20M size alone takes minutes)
     python benchmarks/scale.py --sizes 0.4M 2M       # quicker
@@ -172,6 +173,20 @@ def run_one(size: str, max_users: int | None = None, log_models: str = "all") ->
 
     ours, _ = best_of(lambda: evaluate_recommender(als, data, target, [10], store_lists=False), 1)
     peer, _ = best_of(implicit_evaluation(als, data, target), 1)
+    # the run's evaluate stage of random, popularity and ALS again, best of 3 each, in this process: the
+    # single timings in the run are a tenth of a second at the small sizes, where machine noise decides the ratio
+    from recsys.tasks.recommend import recommend_slices
+
+    state = res.context.state
+    labels = state.slice_labels()
+
+    def evaluate_stage(model):
+        e = evaluate_recommender(model, data, target, [10])
+        return recommend_slices(e.per_user, e.ranked, data, target, state.split, [10], labels, e.hits)
+
+    by_name = {r.entry.name: r.model for r in res.results}
+    evaluate_best = {name: best_of(lambda m=by_name[name]: evaluate_stage(m), 3)[0]
+                     for name in ("random", "popularity", "als")}
     return {"size": size, "users": int(data.n_users), "items": int(data.n_items),
             "interactions": len(res.context.state["dataset"].interactions),
             "train_interactions": int(data.matrix.nnz), "evaluated_users": len(target.user_ids),
@@ -179,6 +194,9 @@ def run_one(size: str, max_users: int | None = None, log_models: str = "all") ->
             "peak_rss_mb_after": stages.rss,
             "peak_rss_mb": peak_rss_mb(), "als_eval_over_implicit": ours / peer,
             "als_eval_seconds": ours, "implicit_recommend_plus_metrics_seconds": peer,
+            "evaluate_best_of_3_seconds": evaluate_best,
+            "als_evaluate_over_random": evaluate_best["als"] / evaluate_best["random"],
+            "als_evaluate_over_popularity": evaluate_best["als"] / evaluate_best["popularity"],
             "logging_share": stages.seconds.get("mlflow logging", 0.0) / wall,
             "max_users": max_users, "log_models": log_models, "interaction_table_mb": table_mb,
             "rss_before_data_mb": rss_before,
@@ -235,6 +253,9 @@ def markdown_table(rows: list[dict], growth: dict[str, dict[str, float]]) -> str
                                                      f"({r['data_path_memory_over_table']:.2f}x)"),
              ("mlflow logging share", lambda r: f"{100 * r['logging_share']:.1f}%"),
              ("ALS eval / implicit", lambda r: f"{r['als_eval_over_implicit']:.2f}"),
+             ("ALS evaluate / random, / popularity (best of 3)",
+              lambda r: f"{r['als_evaluate_over_random']:.1f}x / {r['als_evaluate_over_popularity']:.1f}x"
+              if "als_evaluate_over_random" in r else "-"),
              ("users x items", lambda r: f"{r['users']} x {r['items']}"),
              ("evaluated users", lambda r: f"{r['evaluated_users']}" + (" (sample, metrics.max_users)"
                                                                          if r["max_users"] else "")),
@@ -275,6 +296,8 @@ def main() -> None:
               f"wall {r['wall_seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MiB, "
               f"mlflow logging {100 * r['logging_share']:.1f}% of wall, "
               f"ALS eval / implicit recommend+metrics {r['als_eval_over_implicit']:.2f}, "
+              f"ALS evaluate / random {r['als_evaluate_over_random']:.1f}x, / popularity "
+              f"{r['als_evaluate_over_popularity']:.1f}x (best of 3), "
               f"data path {r['data_path_peak_mb'] - r['rss_before_data_mb']:.0f} MiB over a "
               f"{r['interaction_table_mb']:.0f} MiB table ({r['data_path_memory_over_table']:.2f}x), "
               f"load {r['load_1min_before']:.1f} -> {r['load_1min_after']:.1f}"

@@ -40,6 +40,11 @@ class Vocabulary:
     def id(self, idx: np.ndarray | int) -> np.ndarray:
         return self._index.to_numpy()[np.asarray(idx)]
 
+    def take(self, idx: np.ndarray) -> pd.Index:
+        """The ids at `idx` as an Index of the vocabulary's own dtype: for a column of a result table. Arrow
+        strings stay Arrow (a take), where `id()`'s object array makes the DataFrame convert every row again."""
+        return self._index.take(np.asarray(idx, dtype=np.int64))
+
     def contains(self, ids) -> np.ndarray:
         return self.index(ids) >= 0
 

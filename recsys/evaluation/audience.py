@@ -148,8 +148,8 @@ def audience_frame(item_ids: np.ndarray, ranked: np.ndarray, scores: np.ndarray,
     """Long table item_id, user_id, rank, score, reason (padding dropped)."""
     cells = ranked_cells(ranked, scores)
     return pd.DataFrame({
-        "item_id": np.asarray(item_ids)[cells.row],
-        "user_id": users.id(cells.item),
+        "item_id": pd.Index(np.asarray(item_ids)).take(cells.row),
+        "user_id": users.take(cells.item),
         "rank": cells.rank,
         "score": cells.score.astype(np.float64),
         "reason": np.where(covered, "model", "cold_start")[cells.row],

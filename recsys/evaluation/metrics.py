@@ -91,5 +91,8 @@ def beyond_accuracy(ranked: np.ndarray, ks: list[int], popularity: np.ndarray, n
 
 
 def catalog_coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
+    """Share of the catalogue's `n_items` in at least one top-k list (a mask over the catalogue, not a sort)."""
     sub = ranked[:, :k]
-    return float(len(np.unique(sub[sub >= 0])) / max(1, n_items))
+    shown = np.zeros(max(n_items, int(sub.max(initial=-1)) + 1), dtype=bool)
+    shown[sub[sub >= 0]] = True
+    return float(shown.sum() / max(1, n_items))

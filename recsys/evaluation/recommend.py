@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,12 @@ class EvalTarget:
     n_relevant: np.ndarray  # includes relevant items unknown to training when split.unknown_items = keep
     test_rows: pd.DataFrame  # user_id, item_id, timestamp of the evaluated test interactions
     info: dict = field(default_factory=dict)
+
+    @cached_property
+    def user_index(self) -> pd.Index:
+        """`user_ids` as an Index (Arrow strings for string ids), built once: every model's result tables take
+        their user column from it instead of converting the object array again."""
+        return pd.Index(self.user_ids)
 
 
 def build_target(data: TrainData, test: pd.DataFrame, unknown_users: str = "drop",
@@ -102,6 +109,7 @@ class EvalResult:
     per_user: pd.DataFrame  # user_id + per-user metric columns
     recommendations: pd.DataFrame  # user_id, item_id, rank, score
     ranked: np.ndarray | None = None  # (n_users, K) item indices (-1 = padding), for slices
+    hits: np.ndarray | None = None  # (n_users, K) ranked[u, r] is relevant, for slices
 
 
 def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[int], batch_size: int = 2048,
@@ -128,23 +136,25 @@ def evaluate_recommender(model, data: TrainData, target: EvalTarget, ks: list[in
 
 def score_lists(ranked: np.ndarray, scores: np.ndarray, data: TrainData, target: EvalTarget, ks: list[int],
                 store_lists: bool = True) -> EvalResult:
-    ctx = RankingContext(ranked=ranked, hits=M.hits_matrix(ranked, target.relevant), n_relevant=target.n_relevant,
+    hits = M.hits_matrix(ranked, target.relevant)
+    ctx = RankingContext(ranked=ranked, hits=hits, n_relevant=target.n_relevant,
                          ks=ks, popularity=data.item_popularity().astype(np.float64), n_users=data.n_users,
                          n_items=data.n_items, categories=data.item_categories())
     per, lists = compute_recommend(ctx)  # every registered recommend metric
     agg = {name: float(np.mean(v)) if len(v) else 0.0 for name, v in per.items()}
     agg.update(lists)
-    per_user = pd.DataFrame({"user_id": target.user_ids, **per})
+    per_user = pd.DataFrame({"user_id": target.user_index, **per})
     recs = pd.DataFrame()
     if store_lists:
         cells = ranked_cells(ranked, scores)
         recs = pd.DataFrame({
-            "user_id": target.user_ids[cells.row],
-            "item_id": data.items.id(cells.item),
+            "user_id": target.user_index.take(cells.row),
+            "item_id": data.items.take(cells.item),
             "rank": cells.rank,
             "score": cells.score,
         })
-    return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs, ranked=ranked)
+    return EvalResult(metrics=dict(sorted(agg.items())), per_user=per_user, recommendations=recs, ranked=ranked,
+                      hits=hits)
 
 
 def metric_names(ks: list[int]) -> list[str]:

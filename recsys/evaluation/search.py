@@ -111,7 +111,7 @@ def results_frame(queries: QuerySet, ids: np.ndarray, scores: np.ndarray, data: 
     items = cells.item
     return pd.DataFrame({
         "query": queries.texts.astype(str)[cells.row], "kind": queries.kinds.astype(str)[cells.row],
-        "rank": cells.rank, "item_id": data.items.id(items),
+        "rank": cells.rank, "item_id": data.items.take(items),
         "title": data.item_table["title"].to_numpy()[items], "score": cells.score.astype(np.float64),
         "relevant": M.hits_matrix(ids, queries.relevant)[ids >= 0],
     })

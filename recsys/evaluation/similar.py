@@ -59,5 +59,5 @@ def evaluate_similar(model: Any, pairs: pd.DataFrame, n_items: int, ks: list[int
 def similar_frame(pairs: pd.DataFrame, ranked: np.ndarray, scores: np.ndarray, items: Vocabulary) -> pd.DataFrame:
     """Long table query_item_id, item_id, rank, score of the similar-item lists (padding dropped)."""
     cells = ranked_cells(ranked, scores)
-    return pd.DataFrame({"query_item_id": items.id(pairs["query"].to_numpy()[cells.row]),
-                         "item_id": items.id(cells.item), "rank": cells.rank, "score": cells.score})
+    return pd.DataFrame({"query_item_id": items.take(pairs["query"].to_numpy()[cells.row]),
+                         "item_id": items.take(cells.item), "rank": cells.rank, "score": cells.score})

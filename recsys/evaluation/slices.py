@@ -54,12 +54,14 @@ def user_slices(per_user: pd.DataFrame, slice_of_user: np.ndarray) -> pd.DataFra
 
 
 def popularity_recall(ranked: np.ndarray, relevant: sp.csr_matrix, n_relevant: np.ndarray, head: np.ndarray,
-                      ks: list[int]) -> pd.DataFrame:
-    """Recall@K within head and tail relevant items, averaged over the users who have relevant items there."""
-    hits = M.hits_matrix(ranked, relevant)
+                      ks: list[int], hits: np.ndarray | None = None) -> pd.DataFrame:
+    """Recall@K within head and tail relevant items, averaged over the users who have relevant items there.
+
+    hits: `hits_matrix(ranked, relevant)` when the caller has it already (the evaluation computed it)."""
+    hits = M.hits_matrix(ranked, relevant) if hits is None else hits
     safe = np.maximum(ranked, 0)
     is_head_slot = head[safe] & (ranked >= 0)
-    head_rel = np.asarray(relevant[:, head].sum(axis=1)).ravel()
+    head_rel = np.asarray(sp.csr_matrix(relevant) @ head.astype(np.float64)).ravel()  # no column slice (tocsc)
     tail_rel = np.asarray(n_relevant, dtype=np.float64) - head_rel
     rows = []
     for name, rel_count, slot in (("head", head_rel, is_head_slot), ("tail", tail_rel, ~is_head_slot)):

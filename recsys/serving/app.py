@@ -109,7 +109,7 @@ class LoadedModelInfo(ModelRef):
 
 class ModelsInfo(BaseModel):
     alias: str
-    loaded: bool = Field(description="false until the first load has finished (models and missing are empty until then)")
+    loaded: bool = Field(description="false until the first load has finished (models, missing: empty till then)")
     models: list[LoadedModelInfo]
     tasks: dict[str, str] = Field(description="task -> registered model answering it")
     missing: list[str] = Field(description="configured models with no version holding the alias")

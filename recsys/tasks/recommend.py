@@ -167,7 +167,7 @@ class RecommendTask(Task):
         if not ctx.is_validation and res.ranked is not None:
             labels = state.slice_labels()
             table = recommend_slices(res.per_user, res.ranked, state.data, state.target, state.split, cfg.metrics.k,
-                                     labels)
+                                     labels, res.hits)
             result.tables["slices.parquet"] = table
             result.metrics.update(slice_metrics(table))
             result.extra["slice_labels"] = labels
@@ -208,12 +208,13 @@ def user_slice_labels(data: TrainData, target: EvalTarget, split: Split) -> np.n
 
 
 def recommend_slices(per_user: pd.DataFrame, ranked: np.ndarray, data: TrainData, target: EvalTarget, split: Split,
-                     ks: list[int], labels: np.ndarray | None = None) -> pd.DataFrame:
+                     ks: list[int], labels: np.ndarray | None = None, hits: np.ndarray | None = None) -> pd.DataFrame:
     """User slices (activity buckets, fallback) and recall by the relevant items' popularity (head / tail).
 
-    labels: `user_slice_labels(data, target, split)` when the caller has them already."""
+    labels: `user_slice_labels(data, target, split)`, hits: the evaluation's hits matrix, when the caller has them."""
     users = user_slices(per_user, user_slice_labels(data, target, split) if labels is None else labels)
-    items = popularity_recall(ranked, target.relevant, target.n_relevant, head_items(data.item_popularity()), ks)
+    items = popularity_recall(ranked, target.relevant, target.n_relevant, head_items(data.item_popularity()), ks,
+                              hits)
     return pd.concat([users, items], ignore_index=True)
 
 

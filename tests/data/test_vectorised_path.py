@@ -87,6 +87,18 @@ def test_vocabulary_index_arrow_lookup_is_get_indexer(as_numpy):
     assert vocab.index(ids.iloc[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("ids", [pd.Series(["c", "a", "b", "zz"], dtype="str"), np.array([40, 7, 19, 3]),
+                                 np.array(["c", "a", "b", "zz"], dtype=object)], ids=["arrow-str", "int", "object"])
+def test_vocabulary_take_is_id_as_a_column(ids):
+    """`take` (the result tables' id columns) gives `id`'s values and the dtype a DataFrame gives `id`'s array."""
+    vocab = Vocabulary(ids)
+    idx = np.array([3, 0, 0, 2, 1, 3, 3])
+    got = vocab.take(idx)
+    assert got.tolist() == vocab.id(idx).tolist()
+    assert pd.DataFrame({"c": got})["c"].dtype == pd.DataFrame({"c": vocab.id(idx)})["c"].dtype
+    assert vocab.take(idx[:0]).tolist() == []
+
+
 def old_split_fingerprint(train: pd.DataFrame, test: pd.DataFrame) -> str:
     cols = ["user_id", "item_id", "timestamp"]
     both = pd.concat([train[cols].assign(_p=0), test[cols].assign(_p=1)], ignore_index=True)

@@ -230,6 +230,10 @@ def test_score_lists_on_hand_written_lists() -> None:
     assert res.metrics["catalog_coverage_at_3"] == 1.0 and res.metrics["catalog_coverage_at_1"] == pytest.approx(2 / 3)
     assert res.recommendations.to_dict("list") == {"user_id": ["a", "a", "b"], "item_id": ["z", "x", "y"],
                                                    "rank": [1, 2, 1], "score": [0.5, 0.25, 0.75]}
+    # the id columns are strings of the input's dtype, not objects, and carry no index of their own
+    assert res.recommendations["user_id"].dtype == res.recommendations["item_id"].dtype == train["user_id"].dtype
+    assert res.per_user["user_id"].dtype == train["user_id"].dtype
+    assert res.recommendations.index.tolist() == [0, 1, 2]
 
 
 def test_an_evaluation_without_users_reports_zero_for_every_metric() -> None:
