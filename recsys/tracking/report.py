@@ -33,7 +33,8 @@ def log_decision(tracker: MlflowTracker, decision: Decision, results: list[Model
         tracker._batch(run_ids.get(label), metrics=decision.model_metrics(label),
                        tags={"tied_with_best": str(decision.is_tied(label)).lower(),
                              "selected": str(label == decision.selected).lower()})
-    md = description(decision, results, comparison, ctx)
+    written = files.get("comparison_description.md")  # decision_files wrote it already: the same text
+    md = written.read_text(encoding="utf-8") if written is not None else description(decision, results, comparison, ctx)
     tags = {"tied_with_best": ",".join(decision.tied), "selection.rule": decision.rule,
             "selected_because": decision.reason[:MAX_TAG], "selection.best_point_estimate": decision.best,
             "mlflow.note.content": md}
@@ -65,7 +66,7 @@ def decision_files(decision: Decision, results: list[ModelResult], comparison: p
     t = folder
     tests = decision.tests_table()
     verdict = feasibility(ctx.stats) if ctx.stats else None
-    (t / "comparison_description.md").write_text(description(decision, results, comparison, ctx))
+    (t / "comparison_description.md").write_text(description(decision, results, comparison, ctx), encoding="utf-8")
     names = ["comparison_description.md", "decision.json", "comparison.png", "report.html"]
     if not tests.empty:
         tests.to_csv(t / "paired_tests.csv", index=False)

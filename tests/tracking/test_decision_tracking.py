@@ -103,6 +103,15 @@ def test_parent_description_is_the_comparison_in_markdown(tracked):
         assert any(ln.startswith(f"| {label} ") and "tied" in ln for ln in lines)
 
 
+def test_parent_description_is_the_logged_comparison_description(tracked, tmp_path):
+    """The run's note and its comparison_description.md artifact are one text (the note is read from the file)."""
+    cfg, result, client, runs = tracked
+    parent = _parent(runs)
+    local = client.download_artifacts(parent.info.run_id, "comparison_description.md", str(tmp_path))
+    with open(local, encoding="utf-8") as f:
+        assert f.read() == parent.data.tags["mlflow.note.content"]
+
+
 def test_parent_has_report_and_decision_artifacts(tracked, tmp_path):
     cfg, result, client, runs = tracked
     parent = _parent(runs)
