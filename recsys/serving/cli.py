@@ -13,10 +13,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from recsys.errors import ConfigError
-    from recsys.serving.app import serve
     from recsys.serving.loader import ServeConfig
-    from recsys.tracking import resolve_tracking_uri
-    from recsys.tracking.store import check_tracking_store
+    from recsys.tracking.store import check_tracking_store, resolve_tracking_uri
 
     try:
         config = ServeConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
@@ -27,6 +25,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"invalid `recsys serve` options: {exc}") from exc
     # one line and exit 2 before listening, instead of a logged traceback and a service that serves nothing
     check_tracking_store(config.tracking_uri, create=False, write=False)
+    from recsys.serving.app import serve  # FastAPI, uvicorn and mlflow: after the store check, which fails fast
+
     serve(config, host=args.host, port=args.port, port_file=args.port_file)
     return 0
 
@@ -73,15 +73,16 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from recsys.errors import RecsysError
-    from recsys.serving.batch import make_sink, read_users, score_to
-    from recsys.serving.predictor import RecommendPredictor, load_predictor
-    from recsys.tracking import resolve_tracking_uri
-    from recsys.tracking.model_store import batch_run, fetch_model
-    from recsys.tracking.store import check_tracking_store
+    from recsys.tracking.store import check_tracking_store, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     check_tracking_store(tracking_uri, create=False)  # unknown scheme, bad file, unreachable server: one line
+    # the heavy imports (mlflow, the models) after the check: a bad store is one line at once
+    from recsys.errors import RecsysError
+    from recsys.serving.batch import make_sink, read_users, score_to
+    from recsys.serving.predictor import RecommendPredictor, load_predictor
+    from recsys.tracking.model_store import batch_run, fetch_model
+
     sink = make_sink(args.output, args.table)  # bad output is an error before any download
     with fetch_model(tracking_uri, args.model) as (ref, folder):
         predictor = load_predictor(folder)

@@ -15,6 +15,10 @@ __all__ = ["MlflowTracker", "resolve_tracking_uri"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "resolve_tracking_uri":  # no mlflow import: the commands check the store before loading anything
+        from recsys.tracking.store import resolve_tracking_uri
+
+        return resolve_tracking_uri
     if name in __all__:
         from recsys.tracking import mlflow_tracker
 

@@ -29,16 +29,12 @@ from recsys.evaluation.decision import Decision, fmt
 from recsys.logging import get_logger
 from recsys.tasks.base import ModelResult, TaskContext
 from recsys.tracking.orphans import close_orphans, process_tags
+from recsys.tracking.store import resolve_tracking_uri
 
 _log = get_logger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MAX_PARAM_LEN = 6000
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """CLI flag > MLFLOW_TRACKING_URI > embedded default (SQLite `mlflow.db` in the working directory)."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -57,8 +57,7 @@ def _client(args: argparse.Namespace):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from recsys.tracking.mlflow_tracker import resolve_tracking_uri
-    from recsys.tracking.store import check_tracking_store
+    from recsys.tracking.store import check_tracking_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(getattr(args, "tracking_uri", None))
     check_tracking_store(uri)

@@ -7,11 +7,19 @@ unknown URI scheme or an unreachable server into one line (see `recsys.faults.de
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from recsys.faults import StoreError, check_http, check_sqlite, file_lock, mask, remote_timeouts, sqlite_path
 
 LABEL = "MLflow tracking store"
 KNOWN_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks", "databricks-uc",
                  "uc")
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """CLI flag > MLFLOW_TRACKING_URI > embedded default (SQLite `mlflow.db` in the working directory)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def check_tracking_store(uri: str, create: bool = True, write: bool = True) -> None:

@@ -8,6 +8,7 @@ URI scheme, a tracking server and an Optuna PostgreSQL that nobody listens on.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -249,6 +250,23 @@ def test_serve_and_score_refuse_an_unusable_store(tmp_path: Path, command: str, 
              "unreachable-server": ["cannot reach", str(port)]}[fault]
     _assert_refused(proc, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "the refused command created files"
+
+
+@pytest.mark.parametrize("command", sorted(READERS))
+def test_serve_and_score_refuse_a_missing_store_before_loading_mlflow(tmp_path: Path, command: str) -> None:
+    """The store is checked first: the refusal comes before mlflow, FastAPI or a model module is imported (before,
+    `serve` imported the whole service and `score` the model store to say the file does not exist)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    probe = ("import json, sys\nfrom recsys.cli import main\n"
+             f"code = main({['--tracking-uri', uri, *READERS[command](tmp_path)]!r})\n"
+             "heavy = sorted(m for m in ('mlflow', 'fastapi', 'uvicorn', 'recsys.models.base') if m in sys.modules)\n"
+             "print(json.dumps({'code': code, 'heavy': heavy}))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env(None), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"code": 2, "heavy": []}, (out, proc.stderr[-2000:])
+    assert "no store" in proc.stderr and not (tmp_path / "mlflow.db").exists()
 
 
 def test_serve_reads_a_store_on_a_read_only_mount(tmp_path: Path, template_store: Path, tmpfs) -> None:
