@@ -17,10 +17,11 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
     popularity: training users per item, indexed by item id. Returns artifact path -> local file.
     """
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     # Figure objects outside pyplot (no global state); histograms as one step artist each, not one patch per
-    # bin; plain tick labels on the log axis (mathtext labels are parsed per tick): a third of the drawing time
+    # bin; plain tick labels on the log axis (mathtext labels are parsed per tick): a third of the drawing time;
+    # no minor ticks on the log axis (unlabelled, 40 tick objects: 40% of that figure's drawing)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     if metric in per_user.columns and len(per_user):
@@ -48,7 +49,7 @@ def plot_recommend_diagnostics(per_user: pd.DataFrame, recommendations: pd.DataF
             ax.stairs(share, bins, fill=True, alpha=0.6, label=label)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("training users per item + 1")
         ax.set_ylabel("share")
         ax.set_title("popularity of recommended items")
