@@ -192,19 +192,14 @@ def run_one(size: str, max_users: int | None = None, log_models: str = "all") ->
         ours_s.append(best_of(lambda: evaluate_recommender(als, data, target, [10], store_lists=False), 1)[0])
         peer_s.append(best_of(peer_fn, 1)[0])
     ours, peer = min(ours_s), min(peer_s)
-    # the run's evaluate stage of random, popularity and ALS again, best of 3 each, in this process: the
-    # single timings in the run are a tenth of a second at the small sizes, where machine noise decides the ratio
-    from recsys.tasks.recommend import recommend_slices
+    # the run's evaluate stage (the task's own `evaluate`) of random, popularity and ALS again, best of 3 each, in
+    # this process: the single timings in the run are a tenth of a second at the small sizes, where machine noise
+    # decides the ratio
+    from recsys.tasks import get_task
 
-    state = res.context.state
-    labels = state.slice_labels()
-
-    def evaluate_stage(model):
-        e = evaluate_recommender(model, data, target, [10])
-        return recommend_slices(e.per_user, e.ranked, data, target, state.split, [10], labels, e.hits)
-
-    by_name = {r.entry.name: r.model for r in res.results}
-    evaluate_best = {name: best_of(lambda m=by_name[name]: evaluate_stage(m), 3)[0]
+    task = get_task("recommend")
+    by_name = {r.entry.name: r for r in res.results}
+    evaluate_best = {name: best_of(lambda r=by_name[name]: task.evaluate(res.context, r.entry, r.model), 3)[0]
                      for name in ("random", "popularity", "als")}
     return {"size": size, "users": int(data.n_users), "items": int(data.n_items),
             "interactions": len(res.context.state["dataset"].interactions),
